@@ -1,0 +1,165 @@
+"""Command line of the OSVOS downstream system and the DAVIS J&F evaluator.
+
+    python -m downstream.osvos_cli parent   --davis-root DIR --split-file FILE --out DIR --params JSON --seed S --device D
+    python -m downstream.osvos_cli finetune --davis-root DIR --sequence NAME --mode {2016,2017} --parent PATH
+                                            --synthetic-manifest PATH|none --out DIR --params JSON --seed S --device D
+    python -m downstream.osvos_cli evaluate --davis-root DIR --results DIR --sequences a,b,c --mode {2016,2017} --out CSV
+
+``--params`` is a JSON object of OSVOSConfig overrides, or the path of a .json file holding one.
+``finetune``: when the params do not set ``synthetic``, it is true iff a manifest is given.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+
+from gan_core.errors import ConfigError, ReproError
+from gan_core.provenance import provenance
+from gan_core.utils.atomic import atomic_path, write_json
+from gan_core.utils.dataclass_config import from_dict
+
+from . import davis_eval
+from .osvos.config import OSVOSConfig
+from .osvos.data import read_sequence_list
+
+log = logging.getLogger("downstream.osvos_cli")
+
+
+def parse_params(text: str | None) -> dict[str, Any]:
+    if not text:
+        return {}
+    text = text.strip()
+    if not text.startswith("{") and Path(text).is_file():
+        text = Path(text).read_text()
+    try:
+        params = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"--params is not a JSON object: {exc}") from exc
+    if not isinstance(params, dict):
+        raise ConfigError("--params must be a JSON object")
+    return params
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(name)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"--device {name}: CUDA is not available on this machine")
+    return dev
+
+
+def cmd_parent(args: argparse.Namespace) -> None:
+    from .osvos.parent import train_parent
+
+    cfg = from_dict(OSVOSConfig, parse_params(args.params), where="--params")
+    path = train_parent(args.davis_root, read_sequence_list(args.split_file), args.out, cfg, seed=args.seed,
+                        device=resolve_device(args.device))
+    print(path)
+
+
+def cmd_finetune(args: argparse.Namespace) -> None:
+    from .osvos.finetune import finetune_sequence
+
+    params = parse_params(args.params)
+    manifest = None if args.synthetic_manifest in (None, "", "none") else Path(args.synthetic_manifest)
+    if "synthetic" not in params:
+        params["synthetic"] = manifest is not None
+    elif bool(params["synthetic"]) != (manifest is not None):
+        raise ConfigError(f"params.synthetic={params['synthetic']} contradicts --synthetic-manifest {args.synthetic_manifest}")
+    cfg = from_dict(OSVOSConfig, params, where="--params")
+    meta = finetune_sequence(args.davis_root, args.sequence, args.mode, args.parent, manifest, args.out, cfg,
+                             seed=args.seed, device=resolve_device(args.device))
+    print(json.dumps({k: meta[k] for k in ("sequence", "mode", "objects", "n_frames")}))
+
+
+def cmd_evaluate(args: argparse.Namespace) -> None:
+    seqs = [s for s in (args.sequences or "").split(",") if s] or None
+    df = davis_eval.evaluate(args.results, args.davis_root, seqs, args.mode, args.pred_subdir)
+    summary = davis_eval.summarise(df)
+    mean_row = pd.DataFrame([{"sequence": "MEAN", "object": 0, **summary}])  # other statistics left empty
+    out = pd.concat([df, mean_row.reindex(columns=df.columns)], ignore_index=True)
+    out["object"] = out["object"].astype(int)
+    out.insert(0, "mode", args.mode)
+    with atomic_path(args.out) as tmp:
+        out.to_csv(tmp, index=False, float_format="%.6f")
+    if args.out_json:
+        write_json(args.out_json, {**summary, "metric": "DAVIS J&F", "mode": args.mode,
+                                   "n_sequences": int(df["sequence"].nunique()), "n_objects": int(len(df)),
+                                   "provenance": _runs_provenance(args.results, df["sequence"].unique())})
+    print(json.dumps(summary))
+
+
+def _runs_provenance(results: str, sequences) -> dict:
+    """Provenance of the evaluated runs: the fine-tuning config hashes, seeds and commits."""
+    hashes, seeds, commits = set(), set(), set()
+    for seq in sequences:
+        done = Path(results) / seq / "done.json"
+        if done.is_file():
+            meta = json.loads(done.read_text())
+            prov = meta.get("provenance", {})
+            hashes.add(str(prov.get("config_hash", meta.get("config_hash", "?"))))
+            seeds.add(str(meta.get("seed", prov.get("seed", "?"))))
+            commits.add(str(prov.get("git_commit", "?")))
+    return {"config_hash": ",".join(sorted(hashes)), "seed": ",".join(sorted(seeds)),
+            "git_commit": ",".join(sorted(commits)) or provenance()["git_commit"]}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m downstream.osvos_cli", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="command", required=True)
+
+    a = sub.add_parser("parent", help="train a (tiny) parent network on a DAVIS-format train split")
+    a.add_argument("--davis-root", required=True)
+    a.add_argument("--split-file", required=True, help="text file, one train sequence per line")
+    a.add_argument("--out", required=True)
+    a.add_argument("--params", default="{}")
+    a.add_argument("--seed", type=int, default=0)
+    a.add_argument("--device", default="auto")
+    a.set_defaults(func=cmd_parent)
+
+    f = sub.add_parser("finetune", help="online fine-tuning on frame 0 and prediction of all frames (resumable)")
+    f.add_argument("--davis-root", required=True)
+    f.add_argument("--sequence", required=True)
+    f.add_argument("--mode", required=True, choices=["2016", "2017"])
+    f.add_argument("--parent", required=True, help="parent state dict (official parent_epoch-239.pth or ours)")
+    f.add_argument("--synthetic-manifest", default="none", help="filtering manifest.json with 'kept', or 'none'")
+    f.add_argument("--out", required=True)
+    f.add_argument("--params", default="{}")
+    f.add_argument("--seed", type=int, default=0)
+    f.add_argument("--device", default="auto")
+    f.set_defaults(func=cmd_finetune)
+
+    e = sub.add_parser("evaluate", help="DAVIS J&F of a results folder (<sequence>/<frame>.png)")
+    e.add_argument("--davis-root", required=True)
+    e.add_argument("--results", required=True)
+    e.add_argument("--sequences", default="", help="comma-separated; default ImageSets/<mode>/val.txt")
+    e.add_argument("--mode", required=True, choices=["2016", "2017"])
+    e.add_argument("--out", required=True, help="CSV: one row per (sequence, object) and a MEAN row")
+    e.add_argument("--out-json", default="", help="optional JSON summary (J, F, J&F, provenance) for tables")
+    e.add_argument("--pred-subdir", default="", help="predictions live in <results>/<sequence>/<pred-subdir>/")
+    e.set_defaults(func=cmd_evaluate)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except ReproError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
