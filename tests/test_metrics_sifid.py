@@ -247,7 +247,11 @@ def test_cli_errors(tmp_path):
     args = ["filter", "--samples", str(samples), "--real", str(real), "--out", str(tmp_path / "o"), "--layers", "0"]
     with pytest.raises(MissingResourceError) as err:
         cli_main(args + ["--weights", str(tmp_path / "missing.pth")])
-    assert err.value.fetch_target == "fetch_weights"
+    assert err.value.fetch_target == "fetch_tv_inception_v3"
+    assert "fetch_tv_inception_v3" in str(err.value)
+    with pytest.raises(MissingResourceError) as err:  # the manifest's file name maps to its own target
+        cli_main(args + ["--weights", str(tmp_path / "pt_inception-2015-12-05-6726825d.pth")])
+    assert err.value.fetch_target == "fetch_fid_inception"
     write_image(samples / "images" / "001.png", np.zeros((64, 80, 3), dtype=np.uint8))
     with pytest.raises(DataError, match="001.png"):
         cli_main(args + ["--weights", "none"])

@@ -122,13 +122,23 @@ def load_reals(paths: list[Path]) -> torch.Tensor:
     return torch.cat(tensors)
 
 
+def _fetch_target_for(path: Path) -> str:
+    """The manifest's fetch target whose file is ``path`` (default: the torchvision Inception entry)."""
+    from ..resources import load_manifest
+
+    for entry in load_manifest().values():
+        if entry.filename and Path(path).name == entry.filename:
+            return entry.fetch_target
+    return "fetch_tv_inception_v3"
+
+
 def build_network(weights: str, seed: int) -> SIFIDInception:
     if weights.lower() == "none":
         return SIFIDInception.from_weights(None, seed=seed)
     path = Path(weights)
     if not path.is_file():
         raise MissingResourceError(
-            WEIGHTS_WHAT, path, fetch_target="fetch_weights",
+            WEIGHTS_WHAT, path, fetch_target=_fetch_target_for(path),
             hint="Or pass --weights none for a seeded random-init network (tiny preset only; not thesis numbers).",
         )
     return SIFIDInception.from_weights(path)
