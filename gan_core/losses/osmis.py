@@ -6,6 +6,10 @@
   (Eq. 6.5 / 6.6).
 * Diversity regularisation (Eq. 5.3) in feature or image space; returned as the mean
   distance, which the generator *maximises* (its loss adds ``-lambda * distance``).
+* The alternatives of thesis Table 5.4 (l.1564): latent consistency regularisation (zCR,
+  Zhao et al. 2021) on the generator only, and the diversity-sensitive loss (DS, Yang et al.
+  2019), both in image space; same sign convention (distances to be maximised).
+* D_m loss of the SemanticGAN-style mask supervision baseline (thesis l.1798).
 """
 from __future__ import annotations
 
@@ -80,6 +84,8 @@ def adversarial_losses(out: DiscriminatorOutput, target_real: bool, cfg: OSMISCo
     if out.layout:
         res["layout"] = _branch([bce_block_loss(o, target_real) for o in out.layout],
                                 cfg.weight_layout, n_total, cfg.loss_normalisation)
+    if out.mask_d:  # D_m (thesis l.1798): mean BCE over its blocks (Eq. 5.1 style) x weight_d_m
+        res["mask_d"] = cfg.weight_d_m * torch.stack([bce_block_loss(o, target_real) for o in out.mask_d]).mean()
     return res
 
 
@@ -100,3 +106,42 @@ def diversity_distance(layers: list[torch.Tensor], normalisation: str = "thesis"
         return per_layer.mean()
     n = len(layers)
     return per_layer.sum() * (2.0 / (n * (n - 1)) if n > 1 else 1.0)
+
+
+def _pairs(b: int, device) -> tuple[torch.Tensor, torch.Tensor]:
+    return tuple(torch.triu_indices(b, b, offset=1, device=device))
+
+
+def zcr_distance(image: torch.Tensor, image_perturbed: torch.Tensor) -> torch.Tensor:
+    """Generator term of latent consistency regularisation (zCR, Zhao et al. 2021, "Improved
+    consistency regularization for GANs"), to be maximised:
+
+        L_zCR(G) = E_z || G(z) - G(z + dz) ||^2,   dz ~ N(0, sigma^2 I),
+
+    so the generator loss adds ``-lambda * L_zCR`` (Zhao et al.: L_G - lambda_gen ||G(z) - G(T(z))||^2).
+    The discriminator term of zCR is not used (thesis l.1564: "We apply zCR only to the generator
+    loss"). We take the mean over elements instead of the sum, to be resolution-independent.
+    """
+    return (image.float() - image_perturbed.float()).pow(2).mean()
+
+
+def ds_distance(image: torch.Tensor, z: torch.Tensor, tau: float | None = None) -> torch.Tensor:
+    """Diversity-sensitive term (DS, Yang et al. 2019, "Diversity-sensitive conditional GANs",
+    Eq. 2), to be maximised, in image space:
+
+        L_DS(G) = E_{z1, z2} [ min( ||G(z1) - G(z2)|| / ||z1 - z2||, tau ) ]
+
+    with L1 distances (mean absolute differences) over all batch pairs. Unlike DR (Eq. 5.3),
+    the image distance is normalised by the latent distance (thesis l.1446-1452). ``tau=None``
+    leaves it unbounded (the tanh images bound the numerator).
+    """
+    b = image.shape[0]
+    if b < 2:
+        return image.new_zeros((), dtype=torch.float32)
+    i, j = _pairs(b, image.device)
+    num = (image[i].float() - image[j].float()).abs().flatten(1).mean(dim=1)
+    den = (z[i].float() - z[j].float()).abs().flatten(1).mean(dim=1)
+    ratio = num / den.clamp_min(1e-8)
+    if tau is not None:
+        ratio = ratio.clamp(max=tau)
+    return ratio.mean()

@@ -55,12 +55,17 @@ def bound_size(height: float, width: float, max_size: int) -> tuple[int, int]:
     return int(height), int(width)
 
 
-def auto_architecture(height: int, width: int, max_size: int = 1024, n_low_level: int | None = None) -> Architecture:
+def auto_architecture(height: int, width: int, max_size: int = 1024, n_low_level: int | None = None,
+                      noise_shape: tuple[int, int] | None = None) -> Architecture:
     """The recommended configuration of reference notes §2.2.
 
     The smallest g in 5..9 such that each side, divided by 2^(g'-1), lies in [3, 7] for some
     g' <= g (the official rule checks the two sides separately and cumulatively). The noise is
     round(side / 2^(g-1)) and the training resolution noise * 2^(g-1).
+
+    ``n_low_level`` overrides the number of D blocks before the branching (total D depth kept,
+    thesis l.1583); ``noise_shape`` overrides the noise map (thesis l.1456), which sets the
+    training resolution to noise_shape * 2^(g-1) with g from the auto rule.
     """
     h, w = bound_size(height, width, max_size)
     ok_h = ok_w = False
@@ -78,6 +83,10 @@ def auto_architecture(height: int, width: int, max_size: int = 1024, n_low_level
                           f"{MIN_IMAGE_SIDE} px and the aspect ratio moderate")
     m = 2 ** (g_sel - 1)
     noise = (max(1, round(h / m)), max(1, round(w / m)))
+    if noise_shape is not None:
+        if len(noise_shape) != 2 or min(noise_shape) < 1:
+            raise ConfigError(f"noise_shape must be (h, w) >= 1, got {noise_shape}")
+        noise = (int(noise_shape[0]), int(noise_shape[1]))
     n_d, n_d0 = BLOCKS_BY_G[g_sel]
     if n_low_level is not None:
         if not 1 <= n_low_level < n_d:
@@ -129,6 +138,19 @@ FA_CHANNEL_RANGE = (0.10, 0.30)  # reference notes §2.4: 10-30% of the channels
 FA_RECT_RANGE = (0.10, 0.50)     # reference notes §2.4: rectangle sides 10-50% of the map
 
 
+def to_device(t: torch.Tensor, device: torch.device | str) -> torch.Tensor:
+    """Move a small CPU-generated tensor (random FA / DA parameters) to ``device`` without a host-device
+    synchronisation: a plain ``.to('cuda')`` from pageable memory waits for the whole CUDA stream, which
+    would stall the host once per call. On CUDA the tensor is pinned and copied asynchronously (the
+    caching host allocator keeps the pinned block alive until the copy has run)."""
+    device = torch.device(device)
+    if t.device == device:
+        return t
+    if device.type == "cuda" and t.device.type == "cpu":
+        return t.pin_memory().to(device, non_blocking=True)
+    return t.to(device)
+
+
 def _uniform(n: int, lo: float, hi: float) -> torch.Tensor:
     return torch.rand(n) * (hi - lo) + lo
 
@@ -146,7 +168,7 @@ def content_fa(v: torch.Tensor, rows: int, prob: float) -> torch.Tensor:
     if n_pairs > 0 and torch.rand(()) < prob:
         num = (c * _uniform(n_pairs, *FA_CHANNEL_RANGE)).long()
         rank = torch.rand(n_pairs, c).argsort(dim=1).argsort(dim=1)
-        sel = (rank < num[:, None]).to(v.device)[:, :, None, None]
+        sel = to_device(rank < num[:, None], v.device)[:, :, None, None]
         a, b = head[0:2 * n_pairs:2], head[1:2 * n_pairs:2]
         mixed = torch.stack([torch.where(sel, b, a), torch.where(sel, a, b)], dim=1).flatten(0, 1)
         head = torch.cat([mixed, head[2 * n_pairs:]], dim=0)
@@ -154,7 +176,7 @@ def content_fa(v: torch.Tensor, rows: int, prob: float) -> torch.Tensor:
         num = int(c * float(_uniform(1, *FA_CHANNEL_RANGE)))
         keep = torch.ones(c)
         keep[torch.randperm(c)[:num]] = 0.0
-        head = head * keep.to(device=v.device, dtype=v.dtype)[None, :, None, None]
+        head = head * to_device(keep, v.device).to(v.dtype)[None, :, None, None]
     return torch.cat([head, tail], dim=0) if tail.shape[0] else head
 
 
@@ -167,7 +189,7 @@ def _random_rectangles(n: int, h: int, w: int, device) -> torch.Tensor:
     ys, xs = torch.arange(h), torch.arange(w)
     in_y = (ys[None] >= y0[:, None]) & (ys[None] < (y0 + rh)[:, None])
     in_x = (xs[None] >= x0[:, None]) & (xs[None] < (x0 + rw)[:, None])
-    return (in_y[:, :, None] & in_x[:, None, :])[:, None].to(device)
+    return to_device((in_y[:, :, None] & in_x[:, None, :])[:, None], device)
 
 
 def layout_fa(y: torch.Tensor, prob: float, masks: torch.Tensor | None = None) -> torch.Tensor:
@@ -182,7 +204,7 @@ def layout_fa(y: torch.Tensor, prob: float, masks: torch.Tensor | None = None) -
     n_pairs = b // 2
     if n_pairs == 0:
         return y
-    active = (torch.rand(n_pairs) < prob).to(y.device)[:, None, None, None]
+    active = to_device(torch.rand(n_pairs) < prob, y.device)[:, None, None, None]
     rect = _random_rectangles(n_pairs, h, w, y.device) & active
     a, bb = y[0:2 * n_pairs:2], y[1:2 * n_pairs:2]
     if masks is not None:
@@ -219,6 +241,10 @@ class OSMISGenerator(nn.Module):
         self.rgb_converters = nn.ModuleList(sn_conv(ch[i + 1], 3, 3) for i in range(arch.n_blocks_G))
         self.mask_converter = (nn.Conv2d(ch[-1], cfg.num_mask_classes, 3, padding=1)
                                if cfg.with_masks else None)
+        # "d_m" (thesis l.1798): D_m's gradients reach only the mask synthesis branch, so the mask head
+        # reads detached features (D_m sees detached images, see MaskDiscriminator); the masks feed
+        # nothing else in that mode.
+        self.detach_mask_features = cfg.supervision == "d_m"
         init_conv_weights(self)
 
     def forward(self, z: torch.Tensor, features: bool = True) -> GeneratorOutput:
@@ -229,7 +255,10 @@ class OSMISGenerator(nn.Module):
             images.append(torch.tanh(to_rgb(x)))
             if features:
                 feats.append(torch.tanh(x))
-        masks = torch.softmax(self.mask_converter(x).float(), dim=1) if self.mask_converter is not None else None
+        masks = None
+        if self.mask_converter is not None:
+            x_m = x.detach() if self.detach_mask_features else x
+            masks = torch.softmax(self.mask_converter(x_m).float(), dim=1)
         return GeneratorOutput(images, feats, masks)
 
 
@@ -243,6 +272,7 @@ class DiscriminatorOutput:
     layout: list[torch.Tensor]
     n_classes: int = 0      # > 0: content logits are (K*B, K+1, 1, 1) object logits (MCA)
     n_blocks: int = 0       # total number of D blocks (for the "official" loss normalisation)
+    mask_d: list[torch.Tensor] = field(default_factory=list)  # D_m decisions ("d_m" supervision only)
 
 
 def _content_global(d: "OSMISDiscriminator", y, masks, real, iteration):
@@ -253,30 +283,79 @@ def _content_global(d: "OSMISDiscriminator", y, masks, real, iteration):
 def _content_mca(d: "OSMISDiscriminator", y, masks, real, iteration):
     """OSMIS content input: masked content attention (thesis Eq. 6.4). Fake masks are hardened
     with MaskArgmax (Eq. 6.2/6.3) after a nearest resize, as in the official code."""
-    m = F.interpolate(masks, size=y.shape[-2:], mode="nearest")
-    if not real:
-        m = mask_argmax(m, iteration, d.bernoulli_warmup)
-    return masked_content_attention(y, m), y.shape[0]  # augment only the background rows
+    m = d.prepare_mask(masks, y.shape[-2:], real, iteration)
+    return masked_content_attention(y, m), y.shape[0]  # FA augments only the first B (background) rows
 
 
-# mask_supervision name -> (builder of the content-branch input, number of content logits)
-CONTENT_HEADS: dict[str, tuple[Callable, Callable[[int], int]]] = {
-    "none": (_content_global, lambda k: 1),
-    "mca": (_content_mca, lambda k: k + 1),
+@dataclass(frozen=True)
+class MaskSupervision:
+    """How D supervises G's mask branch (thesis Table 6.3, l.1798).
+
+    ``content``: builder of the content-branch input; ``n_logits(K)``: content logits per vector;
+    ``concat``: masks concatenated to every MSG input image of D; ``projection``: projection term on
+    the last D_low-level decision; ``d_m``: separate discriminator D_m on (image, mask).
+    """
+    content: Callable
+    n_logits: Callable[[int], int]
+    concat: bool = False
+    projection: bool = False
+    d_m: bool = False
+
+
+MASK_SUPERVISION: dict[str, MaskSupervision] = {
+    "none": MaskSupervision(_content_global, lambda k: 1),
+    "mca": MaskSupervision(_content_mca, lambda k: k + 1),
+    "concat": MaskSupervision(_content_global, lambda k: 1, concat=True),
+    "projection": MaskSupervision(_content_global, lambda k: 1, projection=True),
+    "d_m": MaskSupervision(_content_global, lambda k: 1, d_m=True),
 }
+# Backwards-compatible view: name -> (content builder, number of content logits).
+CONTENT_HEADS: dict[str, tuple[Callable, Callable[[int], int]]] = {
+    k: (v.content, v.n_logits) for k, v in MASK_SUPERVISION.items()}
+
+
+class MaskDiscriminator(nn.Module):
+    """D_m of the SemanticGAN baseline (thesis l.1798; Li et al. 2021a): a separate discriminator on
+    the channel concatenation of the full-resolution image and its mask.
+
+    The thesis does not specify its architecture; we use the standard (unbranched) SIV-GAN D body:
+    an SN-conv3x3 input layer and ``n_blocks`` residual down-blocks with the D widths of reference
+    notes §2.4, each followed by a 1x1 patch decision (losses aggregated as thesis Eq. 5.1). The
+    image is detached: D_m's gradients reach G only through the mask (thesis: "propagate its
+    gradients only to the generator's mask synthesis branch").
+    """
+
+    def __init__(self, n_classes: int, n_blocks: int, ch_D: int):
+        super().__init__()
+        ch = [int(m * ch_D) for m in D_MULTIPLIERS][: n_blocks + 1]
+        self.from_input = sn_conv(3 + n_classes, ch[0], 3)
+        self.body = nn.ModuleList(ResBlockDown(ch[i], ch[i + 1], 3, downsample=True, first=i == 0)
+                                  for i in range(n_blocks))
+        self.final = nn.ModuleList(sn_conv(ch[i + 1], 1, 1) for i in range(n_blocks))
+
+    def forward(self, image: torch.Tensor, mask: torch.Tensor) -> list[torch.Tensor]:
+        h = self.from_input(torch.cat([image.detach(), mask.to(image.dtype)], dim=1))
+        out = []
+        for block, dec in zip(self.body, self.final):
+            h = block(h)
+            out.append(dec(h))
+        return out
 
 
 class OSMISDiscriminator(nn.Module):
     """Low-level branch (MSG lin_cat inputs, a patch decision per block), then a content branch
     (1x1 blocks on pooled or MCA vectors) and a layout branch (squeezed to 1 channel).
-    Thesis Sec. 5.2.1, 6.2.3; widths per reference notes §2.4."""
+    Thesis Sec. 5.2.1, 6.2.3; widths per reference notes §2.4. The mask supervision variants of
+    thesis Table 6.3 are selected by ``cfg.mask_supervision`` (see :class:`MaskSupervision`)."""
 
     def __init__(self, cfg: OSMISConfig, arch: Architecture):
         super().__init__()
         n_d, n_ll = arch.n_blocks_D, arch.n_low_level
         self.n_low_level, self.n_blocks = n_ll, n_d
         self.with_masks = cfg.with_masks
-        self.mask_supervision = cfg.mask_supervision if cfg.with_masks else "none"
+        self.mask_supervision = cfg.supervision
+        spec = MASK_SUPERVISION[self.mask_supervision]
+        self.spec = spec
         self.n_classes = cfg.num_mask_classes if self.mask_supervision == "mca" else 0
         self.bernoulli_warmup = cfg.bernoulli_warmup
         self.fa = cfg.feature_augmentation
@@ -285,15 +364,21 @@ class OSMISDiscriminator(nn.Module):
         if cfg.with_masks:  # reference notes §2.4: wider content/layout widths with masks
             for i in range(n_ll + 1, n_d):
                 ch[i] *= 2
+        in_img = 3 + (cfg.num_mask_classes if spec.concat else 0)  # "concat": image + mask channels
         self.rgb_to_features = nn.ModuleList()
         self.body_ll, self.final_ll = nn.ModuleList(), nn.ModuleList()
         for i in range(n_ll):
             msg = ch[0] if i == 0 else ch[i] // MSG_RATIO
             in_ch = ch[0] if i == 0 else ch[i] + msg
-            self.rgb_to_features.append(sn_conv(3, msg, 3))
+            self.rgb_to_features.append(sn_conv(in_img, msg, 3))
             self.body_ll.append(ResBlockDown(in_ch, ch[i + 1], 3, downsample=True, first=i == 0))
             self.final_ll.append(sn_conv(ch[i + 1], 1, 1))
-        self.content_input, n_logits = CONTENT_HEADS[self.mask_supervision]
+        # "projection" (Miyato & Koyama 2018, thesis l.1798): pixel-wise linear projection of the mask
+        # to the width of D_low-level's output, spectral-normalised as the projection embedding of
+        # Miyato & Koyama; its inner product with the features is added to the last low-level decision.
+        self.projection = sn_conv(cfg.num_mask_classes, ch[n_ll], 1, bias=False) if spec.projection else None
+        self.d_m = MaskDiscriminator(cfg.num_mask_classes, n_d, cfg.ch_D) if spec.d_m else None
+        self.content_input, n_logits = spec.content, spec.n_logits
         n_out = n_logits(cfg.num_mask_classes)
         self.body_content, self.final_content = nn.ModuleList(), nn.ModuleList()
         self.body_layout, self.final_layout = nn.ModuleList(), nn.ModuleList()
@@ -307,17 +392,44 @@ class OSMISDiscriminator(nn.Module):
                 self.final_layout.append(sn_conv(1, 1, 1))
         init_conv_weights(self)
 
+    def prepare_mask(self, masks: torch.Tensor, size, real: bool, iteration: int) -> torch.Tensor:
+        """Nearest-resize ``masks`` to ``size``; fake (generated, soft) masks are then hardened with
+        MaskArgmax (thesis Eq. 6.2 / 6.3), so D always sees discrete masks (thesis l.1716)."""
+        m = masks if tuple(masks.shape[-2:]) == tuple(size) else F.interpolate(masks, size=size, mode="nearest")
+        return m if real else mask_argmax(m, iteration, self.bernoulli_warmup)
+
+    def _needs_masks(self, masks) -> None:
+        if masks is None:
+            raise ValueError(f"mask_supervision={self.mask_supervision!r} needs masks in D's forward pass")
+
     def forward(self, images: list[torch.Tensor], masks: torch.Tensor | None = None, real: bool = False,
                 iteration: int = 0) -> DiscriminatorOutput:
         """``images``: low -> high resolution, at least ``n_low_level`` scales (the last ones are used).
         ``masks``: (B, K, H, W) one-hot (real) or soft (fake). Feature augmentation only if ``real``."""
-        y = self.rgb_to_features[0](images[-1])
+        spec = self.spec
+        hard_full = None
+        if spec.concat or spec.d_m:
+            self._needs_masks(masks)
+            hard_full = self.prepare_mask(masks, images[-1].shape[-2:], real, iteration)
+
+        def rgb(i: int) -> torch.Tensor:
+            x = images[-1 - i]
+            if spec.concat:  # the hard mask (nearest-resized to this scale) joins the image channels
+                x = torch.cat([x, self.prepare_mask(hard_full, x.shape[-2:], True, iteration).to(x.dtype)], dim=1)
+            return self.rgb_to_features[i](x)
+
+        y = rgb(0)
         out_ll = []
         for i, (block, dec) in enumerate(zip(self.body_ll, self.final_ll)):
             if i > 0:
-                y = torch.cat([y, self.rgb_to_features[i](images[-1 - i])], dim=1)
+                y = torch.cat([y, rgb(i)], dim=1)
             y = block(y)
             out_ll.append(dec(y))
+        if self.projection is not None:  # D(x, m) = psi(phi(x)) + <phi(x), V m> per pixel
+            self._needs_masks(masks)
+            m = self.prepare_mask(masks, y.shape[-2:], real, iteration)
+            out_ll[-1] = out_ll[-1] + (y * self.projection(m.to(y.dtype))).sum(dim=1, keepdim=True)
+        out_m = self.d_m(images[-1], hard_full) if self.d_m is not None else []
         augment = real and self.fa
         out_c, out_l = [], []
         if len(self.body_content):
@@ -337,7 +449,7 @@ class OSMISDiscriminator(nn.Module):
             for block, dec in zip(self.body_layout, self.final_layout):
                 t = block(t)
                 out_l.append(dec(t))
-        return DiscriminatorOutput(out_ll, out_c, out_l, self.n_classes, self.n_blocks)
+        return DiscriminatorOutput(out_ll, out_c, out_l, self.n_classes, self.n_blocks, out_m)
 
 
 def count_parameters(module: nn.Module) -> int:

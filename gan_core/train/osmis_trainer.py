@@ -3,7 +3,8 @@
 One iteration (reference notes §2.5, thesis Sec. 5.2.3 / 6.3.1):
 
 1. G step: z -> G -> DA(images, masks) -> D(fake) -> adversarial loss with "real" targets
-   (Eq. 5.2 / 6.1, object loss Eq. 6.5 with the generated masks) - lambda * DR (Eq. 5.3).
+   (Eq. 5.2 / 6.1, object loss Eq. 6.5 with the generated masks) - lambda * DR (Eq. 5.3), or
+   one of the Table 5.4 alternatives (zCR, DS; ``cfg.regularization``).
 2. D step: DA(real batch) -> D(real, with FA) -> real loss; new z -> G (no grad) -> DA ->
    D(fake) -> fake loss; one Adam step on the sum.
 3. EMA of the generator weights (decay 0.9999, thesis l.1749).
@@ -22,11 +23,13 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch.profiler import record_function
 
-from ..augment.diffaug import augment
+from ..augment.diffaug import apply_params, sample_params
 from ..errors import ConfigError, DataError
-from ..losses.osmis import adversarial_losses, diversity_distance
-from ..nets.osmis import MIN_IMAGE_SIDE, Architecture, OSMISDiscriminator, OSMISGenerator, auto_architecture, bound_size
+from ..losses.osmis import adversarial_losses, diversity_distance, ds_distance, zcr_distance
+from ..nets.osmis import (MIN_IMAGE_SIDE, Architecture, OSMISDiscriminator, OSMISGenerator, auto_architecture,
+                          bound_size, to_device)
 from ..nets.osmis_config import OSMISConfig
 from ..sample.generate import generate
 
@@ -68,7 +71,7 @@ def training_architecture(cfg: OSMISConfig, height: int, width: int, source: str
         raise DataError(source, f"image of {bh}x{bw} px (after image_size/max_size) is smaller than the minimum "
                                 f"side {MIN_IMAGE_SIDE} px (3 * 2^(g-1) for the smallest generator depth g=5)")
     try:
-        return auto_architecture(h, w, cfg.max_size, cfg.n_low_level)
+        return auto_architecture(h, w, cfg.max_size, cfg.n_low_level, cfg.noise_shape)
     except ConfigError as exc:
         raise DataError(source, str(exc)) from exc
 
@@ -126,29 +129,65 @@ class OSMISTrainer:
         return torch.randn(self.cfg.batch_size, self.cfg.noise_dim, 1, 1, device=self.device)
 
     def _augment(self, images: list[torch.Tensor], masks: torch.Tensor | None):
-        return augment(images, masks, kind=self.cfg.da_set, prob=self.cfg.prob_da)
+        """DA (``diffaug.augment``) with its CPU-drawn parameters moved to the device once and
+        asynchronously (``to_device``), instead of one synchronising copy per scale."""
+        if self.cfg.prob_da <= 0.0:
+            return list(images), masks
+        with record_function("osmis.augment"):
+            h, w = images[-1].shape[-2:]
+            p = sample_params(images[-1].shape[0], h, w, self.cfg.da_set, self.cfg.prob_da)
+            p.theta = to_device(p.theta, self.device)
+            if p.color is not None:
+                p.color, p.offset = to_device(p.color, self.device), to_device(p.offset, self.device)
+            return apply_params(images, masks, p)
 
     def _fake_inputs(self, out):
         return self._augment(out.images[-self.arch.n_low_level:], out.masks)
 
+    def _diversity(self, mode: str, z: torch.Tensor, out) -> tuple[str, torch.Tensor]:
+        """The generator regulariser's distance (to be maximised) and its log name."""
+        if mode == "dr_feature":  # thesis Eq. 5.3
+            return "G_dr_distance", diversity_distance(out.features, self.cfg.dr_normalisation)
+        if mode == "dr_image":    # thesis l.1446 / Table 5.4 "DR (im. space)", as Choi et al. 2020
+            return "G_dr_distance", diversity_distance([out.images[-1]], self.cfg.dr_normalisation)
+        if mode == "zcr":         # Zhao et al. 2021, generator term only (thesis l.1564)
+            z2 = z + self.cfg.zcr_sigma * torch.randn_like(z)
+            return "G_zcr_distance", zcr_distance(out.images[-1], self.G(z2, features=False).images[-1])
+        if mode == "ds":          # Yang et al. 2019
+            return "G_ds_distance", ds_distance(out.images[-1], z, self.cfg.ds_tau)
+        raise ConfigError(f"unknown diversity mode {mode!r}")
+
     def train_step(self, iteration: int) -> dict[str, float]:
-        cfg, b = self.cfg, self.cfg.batch_size
         names: list[str] = []
         values: list[torch.Tensor] = []
+        mode = self.cfg.diversity_mode
 
         # --- 1. generator step -----------------------------------------------------------------
+        with record_function("osmis.G_step"):
+            self._generator_step(iteration, mode, names, values)
+        # --- 2. discriminator step -------------------------------------------------------------
+        with record_function("osmis.D_step"):
+            self._discriminator_step(iteration, names, values)
+        # --- 3. EMA ----------------------------------------------------------------------------
+        with record_function("osmis.ema"):
+            self._ema_update()
+        with record_function("osmis.log_sync"):  # the only host-device synchronisation of a step
+            return dict(zip(names, torch.stack([v.float() for v in values]).tolist()))
+
+    def _generator_step(self, iteration: int, mode: str, names: list[str], values: list[torch.Tensor]) -> None:
+        cfg = self.cfg
         self.D.requires_grad_(False)
         with self._autocast():
-            out = self.G(self._noise(), features=cfg.dr_space == "feature")
+            z = self._noise()
+            out = self.G(z, features=mode == "dr_feature")
             images, masks = self._fake_inputs(out)
             d_out = self.D(images, masks, real=False, iteration=iteration)
             losses = adversarial_losses(d_out, True, cfg, masks)
             loss_g = sum(losses.values())
-            if cfg.dr_space != "off" and cfg.lambda_dr != 0:
-                layers = out.features if cfg.dr_space == "feature" else [out.images[-1]]
-                dist = diversity_distance(layers, cfg.dr_normalisation)
+            if mode != "none":
+                name, dist = self._diversity(mode, z, out)
                 loss_g = loss_g - cfg.lambda_dr * dist
-                names.append("G_dr_distance")
+                names.append(name)
                 values.append(dist.detach())
         self.opt_G.zero_grad(set_to_none=True)
         loss_g.backward()
@@ -160,7 +199,8 @@ class OSMISTrainer:
         names.append("G_total")
         values.append(loss_g.detach())
 
-        # --- 2. discriminator step -------------------------------------------------------------
+    def _discriminator_step(self, iteration: int, names: list[str], values: list[torch.Tensor]) -> None:
+        cfg, b = self.cfg, self.cfg.batch_size
         real_images = [x.expand(b, -1, -1, -1) for x in self.real_images]
         real_mask = self.real_mask.expand(b, -1, -1, -1) if self.real_mask is not None else None
         with self._autocast():
@@ -183,16 +223,12 @@ class OSMISTrainer:
         names.append("D_total")
         values.append(loss_d.detach())
 
-        # --- 3. EMA ----------------------------------------------------------------------------
-        self._ema_update()
-        return dict(zip(names, torch.stack([v.float() for v in values]).tolist()))  # one sync per step
-
     @torch.no_grad()
     def _ema_update(self) -> None:
         """EMA of the parameters; buffers (spectral-norm u, v) are copied from G."""
         torch._foreach_lerp_(self._ema_params, self._g_params, 1.0 - self.cfg.ema_decay)
-        for e, g in zip(self._ema_buffers, self._g_buffers):
-            e.copy_(g)
+        if self._ema_buffers:  # one fused copy instead of one kernel per buffer
+            torch._foreach_copy_(self._ema_buffers, self._g_buffers)
 
     # ------------------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:

@@ -1,0 +1,216 @@
+"""Training throughput and peak memory of SIV-GAN / OSMIS on synthetic data.
+
+    python -m gan_core.bench.throughput --model {sivgan,osmis} --size HxW --iters N --warmup W \
+        --batch B --device {auto,cpu,cuda} [--bf16] [--channels-last] [--mask-classes K] \
+        [--ch C] [--threads T] [--params JSON] [--profile]
+
+Prints one JSON line on stdout: iterations/s of ``OSMISTrainer.train_step`` (G step + D step +
+EMA, i.e. one training iteration) over ``--iters`` timed iterations after ``--warmup`` untimed
+ones, and the peak memory: ``torch.cuda.max_memory_allocated`` during the timed iterations on
+CUDA, the process' maximum resident set size (``resource.getrusage``) on the CPU. ``--profile``
+runs ``torch.profiler`` over one extra iteration and prints the top-10 operators by self time
+(on stderr, so that stdout stays one JSON line); the trainer's ``record_function`` scopes
+(``osmis.*``) separate augmentation, the G step, the D step, EMA and the logging sync.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import resource
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from ..errors import ConfigError, ReproError
+from ..nets.osmis import count_parameters
+from ..nets.osmis_config import OSMISConfig
+from ..train.osmis_trainer import OSMISTrainer
+
+MODELS = ("sivgan", "osmis")
+
+
+@dataclass
+class BenchConfig:
+    model: str = "osmis"                 # "sivgan": no mask; "osmis": with a synthetic K-class mask
+    size: tuple[int, int] = (96, 160)    # input (H, W); the trainer's auto architecture may round it
+    iters: int = 10
+    warmup: int = 2
+    batch: int = 5                       # thesis l.1462 batch size
+    device: str = "auto"
+    bf16: bool = False
+    channels_last: bool = False
+    mask_classes: int = 2                # K incl. background (osmis only)
+    ch: int | None = None                # ch_G = ch_D override (None: the default 32)
+    threads: int | None = None           # torch intra-op threads on the CPU (None: torch's default)
+    seed: int = 0
+    params: dict[str, Any] = field(default_factory=dict)  # further OSMISConfig overrides
+
+    def __post_init__(self) -> None:
+        if self.model not in MODELS:
+            raise ConfigError(f"--model must be one of {MODELS}, got {self.model!r}")
+        if self.iters < 1 or self.warmup < 0 or self.batch < 1:
+            raise ConfigError("--iters >= 1, --warmup >= 0 and --batch >= 1 are required")
+        if self.model == "osmis" and self.mask_classes < 2:
+            raise ConfigError("--mask-classes must be >= 2 (background + objects) for osmis")
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    try:
+        h, w = (int(v) for v in text.lower().split("x"))
+    except ValueError as exc:
+        raise ConfigError(f"--size must look like HxW (e.g. 96x160), got {text!r}") from exc
+    return h, w
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("--device cuda requested but CUDA is not available")
+    return torch.device(name)
+
+
+def synthetic_pair(height: int, width: int, classes: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray | None]:
+    """A smooth random uint8 image and (classes > 0) a label map of vertical bands 0..classes-1."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.meshgrid(np.linspace(0, 1, height), np.linspace(0, 1, width), indexing="ij")
+    phase = rng.uniform(0, 2 * np.pi, 3)
+    img = 127.5 + 100 * np.sin(6 * xx[..., None] + 4 * yy[..., None] + phase) \
+        + rng.normal(0, 10, (height, width, 3))
+    img = np.clip(img, 0, 255).astype(np.uint8)
+    if classes <= 0:
+        return img, None
+    mask = np.minimum((xx * classes).astype(np.int64), classes - 1)
+    return img, mask
+
+
+def build_trainer(cfg: BenchConfig, device: torch.device) -> OSMISTrainer:
+    overrides = dict(cfg.params)
+    overrides["batch_size"] = cfg.batch
+    if cfg.ch is not None:
+        overrides.update(ch_G=cfg.ch, ch_D=cfg.ch)
+    model_cfg = OSMISConfig.from_dict(overrides, where="--params")
+    h, w = cfg.size
+    img, mask = synthetic_pair(h, w, cfg.mask_classes if cfg.model == "osmis" else 0, cfg.seed)
+    return OSMISTrainer(model_cfg, img, mask, device=device, amp_bf16=cfg.bf16, channels_last=cfg.channels_last,
+                        source=f"<synthetic {h}x{w}>")
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _max_rss_bytes() -> int:
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return int(rss if platform.system() == "Darwin" else rss * 1024)  # Linux reports KiB
+
+
+def profile_step(trainer: OSMISTrainer, iteration: int, top: int = 10) -> str:
+    """torch.profiler table of one training iteration, top ``top`` operators by self time."""
+    from torch.profiler import ProfilerActivity, profile
+
+    activities = [ProfilerActivity.CPU]
+    cuda = trainer.device.type == "cuda"
+    if cuda:
+        activities.append(ProfilerActivity.CUDA)
+    with profile(activities=activities) as prof:
+        trainer.train_step(iteration)
+        _sync(trainer.device)
+    events = prof.key_averages()
+    key = "self_cuda_time_total" if cuda else "self_cpu_time_total"
+    table = events.table(sort_by=key, row_limit=top)
+    scopes = sorted((e for e in events if e.key.startswith("osmis.")), key=lambda e: -e.cpu_time_total)
+    lines = ["trainer scopes (host wall time incl. children):"]
+    lines += [f"  {e.key:<16} {e.cpu_time_total / 1e3:10.2f} ms" for e in scopes]
+    return table + "\n" + "\n".join(lines)
+
+
+def run_benchmark(cfg: BenchConfig, profile: bool = False) -> dict[str, Any]:
+    """Build a trainer on synthetic data, run warm-up and timed iterations; return the result row."""
+    if cfg.threads is not None:
+        torch.set_num_threads(cfg.threads)
+    device = resolve_device(cfg.device)
+    torch.manual_seed(cfg.seed)
+    trainer = build_trainer(cfg, device)
+    for it in range(cfg.warmup):
+        trainer.train_step(it)
+    _sync(device)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    t0 = time.perf_counter()
+    for it in range(cfg.warmup, cfg.warmup + cfg.iters):
+        trainer.train_step(it)
+    _sync(device)
+    elapsed = time.perf_counter() - t0
+    if device.type == "cuda":
+        peak, kind = int(torch.cuda.max_memory_allocated(device)), "cuda_max_memory_allocated"
+    else:
+        peak, kind = _max_rss_bytes(), "cpu_max_rss"
+    row = {
+        "model": cfg.model, "input_size": list(cfg.size), "resolution": list(trainer.arch.resolution),
+        "batch": cfg.batch, "mask_classes": trainer.cfg.num_mask_classes, "ch_G": trainer.cfg.ch_G,
+        "ch_D": trainer.cfg.ch_D, "params_G": count_parameters(trainer.G), "params_D": count_parameters(trainer.D),
+        "device": str(device), "device_name": (torch.cuda.get_device_name(device) if device.type == "cuda"
+                                               else platform.processor() or platform.machine()),
+        "threads": torch.get_num_threads(), "bf16": cfg.bf16, "channels_last": cfg.channels_last,
+        "warmup": cfg.warmup, "iters": cfg.iters, "seconds": round(elapsed, 4),
+        "it_per_s": cfg.iters / elapsed, "s_per_it": elapsed / cfg.iters,
+        "peak_memory_bytes": peak, "peak_memory_kind": kind, "torch": torch.__version__,
+        "params": cfg.params,
+    }
+    if profile:
+        row["profile_table"] = profile_step(trainer, cfg.warmup + cfg.iters)
+    return row
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m gan_core.bench.throughput", description=__doc__.split("\n")[0])
+    p.add_argument("--model", choices=MODELS, default="osmis")
+    p.add_argument("--size", default="96x160", help="input HxW")
+    p.add_argument("--iters", type=int, default=10)
+    p.add_argument("--warmup", type=int, default=2)
+    p.add_argument("--batch", type=int, default=5)
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    p.add_argument("--bf16", action="store_true")
+    p.add_argument("--channels-last", dest="channels_last", action="store_true")
+    p.add_argument("--mask-classes", dest="mask_classes", type=int, default=2)
+    p.add_argument("--ch", type=int, default=None, help="ch_G = ch_D (default 32)")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--params", default="{}", help="JSON object of further OSMISConfig overrides")
+    p.add_argument("--profile", action="store_true", help="profile one extra iteration (table on stderr)")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        params = json.loads(args.params)
+        if not isinstance(params, dict):
+            raise ConfigError("--params must be a JSON object")
+        cfg = BenchConfig(model=args.model, size=parse_size(args.size), iters=args.iters, warmup=args.warmup,
+                          batch=args.batch, device=args.device, bf16=args.bf16, channels_last=args.channels_last,
+                          mask_classes=args.mask_classes, ch=args.ch, threads=args.threads, seed=args.seed,
+                          params=params)
+        row = run_benchmark(cfg, profile=args.profile)
+    except json.JSONDecodeError as exc:
+        print(f"error: --params is not valid JSON: {exc}", file=sys.stderr)
+        return 2
+    except ReproError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    table = row.pop("profile_table", None)
+    if table is not None:
+        print(table, file=sys.stderr)
+    print(json.dumps(row), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
