@@ -20,7 +20,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 SCHEMA_PATH = REPO_ROOT / "workflow" / "schemas" / "config.schema.yaml"
 THESIS_TABLES_PATH = REPO_ROOT / "workflow" / "thesis_tables.yaml"
 MERGED_SECTIONS = ("datasets", "models", "sampling", "filtering", "metrics", "downstream", "seeds",
-                   "device", "bf16", "channels_last")
+                   "device", "threads", "bf16", "channels_last")
 
 
 def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from ..utils.atomic import torch_save, write_json
+from ..utils.atomic import torch_save, write_json, write_text
 
 log = logging.getLogger(__name__)
 
@@ -80,19 +80,14 @@ def set_rng_state(state: dict[str, Any]) -> None:
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:
-    """Load our own checkpoint (written by this loop). Our files contain numpy/python RNG
-    tuples, so they are loaded with the safe-globals allow-list rather than weights_only=False."""
+    """Load our own checkpoint (written by this loop) with weights_only=True."""
     with torch.serialization.safe_globals(_SAFE_GLOBALS):
         return torch.load(path, map_location="cpu", weights_only=True)
 
 
-_SAFE_GLOBALS = [
-    np.core.multiarray._reconstruct if hasattr(np, "core") else None,
-    np.ndarray,
-    np.dtype,
-    type(np.dtype("uint32")),
-]
-_SAFE_GLOBALS = [g for g in _SAFE_GLOBALS if g is not None]
+# RNG states are packed into tensors and plain Python values (see _pack_rng), so the
+# checkpoint loads with weights_only=True without allow-listing any numpy global.
+_SAFE_GLOBALS: list = []
 
 
 def _pack_rng(state: dict[str, Any]) -> dict[str, Any]:
@@ -141,6 +136,7 @@ def run_training(trainer: Trainer, out_dir: str | Path, cfg: LoopConfig, meta: d
         seed_everything(cfg.seed)
 
     log_path = out_dir / "train_log.jsonl"
+    _truncate_log(log_path, start)
     t0 = time.time()
     bar = tqdm(total=cfg.iterations, initial=start, desc=cfg.desc, disable=not cfg.progress, mininterval=2.0)
     it = start
@@ -159,6 +155,20 @@ def run_training(trainer: Trainer, out_dir: str | Path, cfg: LoopConfig, meta: d
     bar.close()
     write_json(out_dir / DONE_NAME, {"iterations": cfg.iterations, **(meta or {})})
     return it - start
+
+
+def _truncate_log(log_path: Path, iteration: int) -> None:
+    """Drop log rows written after the checkpoint we resume from (a kill can land between the two)."""
+    if not log_path.exists():
+        return
+    kept = []
+    for line in log_path.read_text().splitlines():
+        try:
+            if json.loads(line).get("iteration", 0) <= iteration:
+                kept.append(line)
+        except json.JSONDecodeError:  # a line cut by the kill
+            continue
+    write_text(log_path, "".join(row + "\n" for row in kept))
 
 
 def save_checkpoint(trainer: Trainer, path: Path, iteration: int) -> None:

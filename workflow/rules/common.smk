@@ -1,0 +1,42 @@
+# Shared helpers: the effective configuration, paths and input functions.
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(workflow.basedir)))
+
+from snakemake.exceptions import WorkflowError
+
+import gan_core.config as gc_config
+from gan_core.errors import ReproError
+
+try:
+    CFG = gc_config.resolve(config)
+    THESIS = gc_config.thesis_tables()
+except ReproError as exc:
+    raise WorkflowError(str(exc))
+
+PRESET = CFG["preset"]
+R = f"{CFG['results_dir']}/{PRESET}"
+RES = CFG["resources_dir"]
+PY = sys.executable
+DEVICE = CFG.get("device", "auto")
+THREADS = CFG.get("threads", 2)
+
+
+wildcard_constraints:
+    year="2016|2017",
+    seed=r"\d+",
+    seq=r"[A-Za-z0-9_.\-]+",
+    variant=r"[A-Za-z0-9_\-]+",
+    selection=r"[A-Za-z0-9_\-]+",
+    aug="none|standard|synthetic|both",
+
+
+def as_json(obj):
+    """Compact JSON for --params arguments (quoted in shell with :q)."""
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"))
+
+
+def log_path(name):
+    return f"{R}/logs/{name}.log"

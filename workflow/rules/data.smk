@@ -1,0 +1,92 @@
+# Datasets and weights: fetch rules (the only place that downloads), the embedded
+# synthetic DAVIS-format dataset (tiny preset) and the first-frame training pairs.
+from gan_core import resources as gc_res
+from gan_core.data import embedded_davis as gc_embedded
+
+MANIFEST = gc_res.load_manifest()
+ALLOW_UNPINNED = "--allow-unpinned" if CFG.get("allow_unpinned_downloads") else ""
+
+
+def resource_marker(name):
+    return str(gc_res.marker_path(MANIFEST[name], RES))
+
+
+def resource_file(name, relpath=""):
+    path = gc_res.resource_path(MANIFEST[name], RES)
+    return str(path / relpath) if relpath else str(path)
+
+
+# One fetch_<name> target per manifest entry that has a URL. Each verifies the
+# pinned checksum; an entry without one needs --config allow_unpinned_downloads=true
+# once (the sha256 is then recorded in resources/checksums.lock.yaml).
+for _entry in MANIFEST.values():
+    if _entry.manual:
+        continue
+
+    rule:
+        name:
+            f"fetch_{_entry.name}"
+        localrule: True
+        output:
+            resource_marker(_entry.name),
+        params:
+            name=_entry.name,
+        log:
+            f"{RES}/logs/fetch_{_entry.name}.log",
+        shell:
+            "{PY} -m gan_core.data.fetch_cli fetch {params.name} --resources {RES} {ALLOW_UNPINNED} 2>&1 | tee {log}"
+
+
+DAVIS = CFG["datasets"]["davis"]
+if DAVIS["source"] == "embedded":
+    EMBEDDED_CFG = gc_embedded.EmbeddedDavisConfig(**DAVIS["embedded"])
+    DAVIS_ROOT = f"{R}/data/DAVIS"
+    DAVIS_INPUT = DAVIS_ROOT
+else:
+    DAVIS_ROOT = f"{resource_file(DAVIS['fetch'])}/{DAVIS.get('subdir', '')}".rstrip("/")
+    DAVIS_INPUT = resource_marker(DAVIS["fetch"])
+
+
+def davis_available():
+    return DAVIS["source"] == "embedded" or Path(DAVIS_ROOT, "ImageSets").is_dir()
+
+
+def val_sequences(year):
+    """The evaluated sequences (DAVIS val split) of DAVIS-16 or DAVIS-17."""
+    if DAVIS["source"] == "embedded":
+        specs = [s for s in gc_embedded.sequence_specs(EMBEDDED_CFG) if s.split == "val"]
+        return [s.name for s in specs if year == "2017" or s.n_objects == 1]
+    listing = Path(DAVIS_ROOT, "ImageSets", year, "val.txt")
+    if not listing.is_file():
+        raise WorkflowError(
+            f"DAVIS is missing: {listing} not found. Fetch it with "
+            f"'snakemake --cores 1 fetch_{DAVIS['fetch']}' (first time: add "
+            "--config allow_unpinned_downloads=true, since no checksum of the archive is published; "
+            "the recorded sha256 is then checked on every later use)."
+        )
+    return [s for s in listing.read_text().split() if s]
+
+
+rule embedded_davis:
+    output:
+        directory(f"{R}/data/DAVIS"),
+    params:
+        cfg=lambda wc: DAVIS["embedded"],
+    log:
+        f"{R}/logs/embedded_davis.log",
+    shell:
+        "{PY} -m gan_core.data.embedded_cli davis --out {output} --height {params.cfg[height]} "
+        "--width {params.cfg[width]} --n-frames {params.cfg[n_frames]} --seed {params.cfg[seed]} > {log} 2>&1"
+
+
+rule first_frame_pair:
+    input:
+        DAVIS_INPUT,
+    output:
+        image=f"{R}/data/pairs/davis{{year}}/{{seq}}/image.png",
+        mask=f"{R}/data/pairs/davis{{year}}/{{seq}}/mask.png",
+    log:
+        f"{R}/logs/first_frame_pair/davis{{year}}/{{seq}}.log",
+    shell:
+        "{PY} -m gan_core.data.pair_cli --davis-root {DAVIS_ROOT} --sequence {wildcards.seq} "
+        "--mode {wildcards.year} --out-image {output.image} --out-mask {output.mask} > {log} 2>&1"
