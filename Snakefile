@@ -18,6 +18,7 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/osmis.smk"
 include: "workflow/rules/osvos.smk"
+include: "workflow/rules/stm.smk"
 include: "workflow/rules/tables.smk"
 
 

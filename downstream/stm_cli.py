@@ -19,7 +19,9 @@ import sys
 from pathlib import Path
 
 from gan_core.errors import ConfigError, MissingResourceError, ReproError
-from gan_core.utils.dataclass_config import from_dict
+from gan_core.provenance import provenance
+from gan_core.utils.atomic import write_json
+from gan_core.utils.dataclass_config import from_dict, to_dict
 
 from .osvos.data import read_sequence_list
 from .osvos_cli import parse_params, resolve_device
@@ -63,6 +65,20 @@ def cmd_run(args: argparse.Namespace) -> None:
         raise missing_weights(weights)
     device = resolve_device(args.device)
     model = load_stm_weights(weights).to(device)
+    if args.sequences:
+        # Several sequences in one job (the model is loaded once): OUT/<sequence>/{predictions,done.json}.
+        # Each sequence's synthetic pool comes from --synthetic-manifest with {sequence} substituted.
+        for seq in [s for s in args.sequences.split(",") if s]:
+            seq_manifest = None if manifest is None else Path(str(manifest).replace("{sequence}", seq))
+            meta = segment_sequence(model, args.davis_root, seq, args.mode, seq_manifest, Path(args.out) / seq,
+                                    cfg, seed=args.seed, device=device, weights=weights)
+            print(json.dumps({k: meta[k] for k in ("sequence", "mode", "objects", "n_frames", "synthetic_used")}))
+        write_json(Path(args.out) / "done.json", {"sequences": args.sequences.split(","), "mode": args.mode,
+                                                  "weights": str(weights),
+                                                  "provenance": provenance(to_dict(cfg), seed=args.seed)})
+        return
+    if not args.sequence:
+        raise ConfigError("give --sequence or --sequences")
     meta = segment_sequence(model, args.davis_root, args.sequence, args.mode, manifest, args.out, cfg,
                             seed=args.seed, device=device, weights=weights)
     print(json.dumps({k: meta[k] for k in ("sequence", "mode", "objects", "n_frames", "synthetic_used")}))
@@ -84,7 +100,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser("run", help="segment one sequence with STM (official test protocol + synthetic memory)")
     r.add_argument("--davis-root", required=True)
-    r.add_argument("--sequence", required=True)
+    r.add_argument("--sequence", default="", help="one sequence; output in --out")
+    r.add_argument("--sequences", default="",
+                   help="comma-separated sequences in one job; output in --out/<sequence>/; a {sequence} "
+                        "placeholder in --synthetic-manifest is replaced by each name")
     r.add_argument("--mode", required=True, choices=["2016", "2017"])
     r.add_argument("--weights", required=True, help="official STM_weights.pth or stm_tiny.pth")
     r.add_argument("--synthetic-manifest", default="none", help="filtering manifest.json with 'kept', or 'none'")

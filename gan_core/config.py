@@ -116,6 +116,14 @@ def _check_dataclass_params(cfg: Mapping[str, Any]) -> None:
         checks.append((OSVOSConfig, osvos.get("parent_params", {}), "downstream.osvos.parent_params"))
     except ImportError:  # pragma: no cover
         pass
+    try:
+        from downstream.stm.config import STMConfig
+
+        stm = cfg["downstream"].get("stm", {})
+        checks.append((STMConfig, stm.get("params", {}), "downstream.stm.params"))
+        checks.append((STMConfig, stm.get("train_params", {}), "downstream.stm.train_params"))
+    except ImportError:  # pragma: no cover
+        pass
     for cls, params, where in checks:
         from_dict(cls, params, where=where)
 

@@ -42,11 +42,36 @@ REPO = Path(__file__).resolve().parents[1]
 SCRIPTS = REPO / "workflow" / "scripts"
 PROFILE = REPO / "workflow" / "profiles" / "slurm" / "config.yaml"
 # Rules that the profile sends to a GPU (its set-resources with gpu: 1).
-GPU_RULES = ("train_osmis", "sample_osmis", "sifid_filter", "osvos_parent", "osvos_finetune")
+GPU_RULES = ("train_osmis", "sample_osmis", "sifid_filter", "osvos_parent", "osvos_finetune", "stm_run",
+             "stm_train_tiny")
 TEST_ACCOUNT = "testacct"  # created by slurm-up --accounting (SLURM_TEST_ACCOUNT)
 TARGET = os.environ.get("SLURM_TEST_TARGET", "table_6_5")
 RUN_TIMEOUT = int(os.environ.get("SLURM_TEST_TIMEOUT", "3000"))
 
+
+
+def _arith(expr, attempt):
+    """Evaluate a profile resource expression such as "4000 * attempt" or "min(60 * attempt, 2880)"
+    without eval: only integer literals, `attempt`, + - * // and min/max calls are accepted."""
+    import ast
+    import operator
+
+    ops = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.FloorDiv: operator.floordiv}
+
+    def ev(node):
+        if isinstance(node, ast.Expression):
+            return ev(node.body)
+        if isinstance(node, ast.Constant) and isinstance(node.value, (int, float)):
+            return node.value
+        if isinstance(node, ast.Name) and node.id == "attempt":
+            return attempt
+        if isinstance(node, ast.BinOp) and type(node.op) in ops:
+            return ops[type(node.op)](ev(node.left), ev(node.right))
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in ("min", "max"):
+            return {"min": min, "max": max}[node.func.id](*(ev(a) for a in node.args))
+        raise ValueError(f"unsupported expression in profile: {ast.dump(node)}")
+
+    return ev(ast.parse(str(expr), mode="eval"))
 
 def _skip_reason() -> str | None:
     if os.environ.get("RUN_SLURM_TESTS") != "1":
@@ -180,11 +205,11 @@ def test_profile_resource_expressions_scale_with_attempt(monkeypatch):
     """Evaluate the profile's resource strings the way Snakemake does for attempts 1..3."""
     parsed = _parse_profile(monkeypatch)
     default = dict(item.split("=", 1) for item in parsed["default-resources"])
-    mems = [eval(default["mem_mb"], {"attempt": a}) for a in (1, 2, 3)]  # noqa: S307 - our own file
+    mems = [_arith(default["mem_mb"], a) for a in (1, 2, 3)]
     assert mems == [4000, 8000, 12000]
-    runtimes = [eval(_set_resources(parsed)["osvos_finetune"]["runtime"], {"attempt": a}) for a in (1, 2, 3)]
+    runtimes = [_arith(_set_resources(parsed)["osvos_finetune"]["runtime"], a) for a in (1, 2, 3)]
     assert runtimes == [180, 360, 540]
-    capped = [eval(_set_resources(parsed)["osvos_parent"]["runtime"], {"attempt": a}) for a in (1, 2, 3)]
+    capped = [_arith(_set_resources(parsed)["osvos_parent"]["runtime"], a) for a in (1, 2, 3)]
     assert capped == [1440, 2880, 2880]  # capped at THESIS_SLURM_MAX_RUNTIME's default (48 h)
 
 

@@ -306,3 +306,25 @@ def test_cli_train_tiny_and_run(tmp_path, capsys):
                  "--weights", str(tmp_path / "absent.pth"), "--synthetic-manifest", "none",
                  "--out", str(tmp_path / "x"), "--device", "cpu"]) == 2
     assert "fetch_stm_weights" in capsys.readouterr().err
+
+
+def test_standard_memory_pairs_augment_frame0_or_the_pool():
+    """STM 'standard' rows: extra memory pairs are flip/zoom/rotation copies, image and mask aligned."""
+    from downstream.stm.sequence import standard_memory_pairs
+
+    h, w = 32, 48
+    labels = np.zeros((h, w), np.int64)
+    labels[8:20, 10:30] = 1
+    image = np.zeros((h, w, 3), np.uint8)
+    image[labels == 1] = 200  # the image encodes its mask, so alignment can be checked after warping
+    imgs, labs = standard_memory_pairs(None, image, labels, n=6, seed=3)
+    assert imgs.shape == (6, 3, h, w) and imgs.dtype == torch.uint8 and labs.shape == (6, h, w)
+    assert set(labs.unique().tolist()) <= {0, 1}
+    agree = ((imgs[:, 0] > 100) == (labs == 1)).float().mean()
+    assert agree > 0.97
+    assert not all(torch.equal(labs[i], torch.from_numpy(labels)) for i in range(6))  # really augmented
+    again = standard_memory_pairs(None, image, labels, n=6, seed=3)
+    assert torch.equal(again[0], imgs) and torch.equal(again[1], labs)  # seeded
+    pool = (imgs[:3], labs[:3])
+    p_imgs, p_labs = standard_memory_pairs(pool, image, labels, n=10, seed=0)
+    assert len(p_imgs) == 3  # never more pairs than the pool holds

@@ -36,7 +36,9 @@ def test_tiny_table_6_5_is_planned(tmp_path):
     # embedded val split: 2 single-object + 1 two-object sequences; DAVIS-16 uses the single-object ones
     assert counts["train_osmis"] == 2 + 3
     assert counts["osvos_finetune"] == 4 * 2 * (2 + 3)  # 4 augmentation settings x 2 seeds x sequences
-    assert counts["osvos_evaluate"] == 4 * 2 * 2        # settings x seeds x years
+    assert counts["stm_run"] == 4 * 2 * 2               # settings x seeds x years (all sequences per job)
+    assert counts["davis_evaluate"] == 2 * 4 * 2 * 2    # systems x settings x seeds x years
+    assert counts["stm_train_tiny"] == 1 and counts["osvos_parent"] == 1
     assert counts["tabulate"] == 1 and counts["embedded_davis"] == 1
 
 
@@ -60,8 +62,10 @@ def test_paper_table_6_5_plans_thesis_scale(tmp_path):
     assert counts["train_osmis"] == 20 + 30          # one OSMIS model per DAVIS-16 and DAVIS-17 val video
     assert counts["osvos_finetune"] == 4 * 5 * 50    # 4 augmentation settings x 5 seeds (thesis l.1847)
     assert counts["sifid_filter"] == 50
+    assert counts["stm_run"] == 4 * 5 * 2
     assert counts["fetch_osvos_parent"] == 1 and counts["fetch_tv_inception_v3"] == 1
-    assert "osvos_parent" not in counts               # the official parent is fetched, not trained
+    assert counts["fetch_stm_weights"] == 1
+    assert "osvos_parent" not in counts and "stm_train_tiny" not in counts  # official weights, not trained
 
 
 def test_paper_without_dataset_names_the_fetch_target(tmp_path):

@@ -40,6 +40,11 @@ class STMConfig:
     """Synthetic pairs written into memory before frame 0, drawn at random without replacement from the
     pool (thesis l.1839: "limit the number of added samples to 10")."""
     synthetic: bool = False
+    standard_aug: bool = False
+    """Our reading of Table 6.5's STM rows with "standard" augmentation (the thesis, l.1843, says only OSVOS
+    augments at test time): the extra memory pairs are passed through OSVOS' standard augmentation (flip,
+    zoom, rotation). Without synthetic data the extra pairs are augmented copies of frame 0; with synthetic
+    data each drawn synthetic pair is augmented. At most ``max_synthetic`` extra pairs either way."""
     """Inject synthetic pairs (set by the CLI from --synthetic-manifest)."""
     resolution: Optional[tuple[int, int]] = None
     """None = native frame size (480p for DAVIS, official: no resizing, §2.2); (H, W) = resize frames and

@@ -76,6 +76,28 @@ def untracked_objects(davis_root: str | Path, sequence: str, ids: list[int], mod
     return sorted(seen - set(ids) - {0, VOID})
 
 
+def standard_memory_pairs(pool: tuple[torch.Tensor, torch.Tensor] | None, first_image: np.ndarray,
+                          first_channels: np.ndarray | torch.Tensor, n: int, seed: int
+                          ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Extra memory pairs with OSVOS' standard augmentation (flip, zoom, rotation), seeded.
+
+    ``pool`` = (uint8 images (S,3,H,W), channel maps (S,H,W)) of synthetic pairs, or None for copies of frame 0.
+    Each of the ``n`` returned pairs is an independently augmented draw (images stay uint8, maps stay integer).
+    """
+    from ..osvos.augment import standard_augment
+
+    gen = torch.Generator().manual_seed(int(seed) + 7919)
+    if pool is None:
+        img0 = torch.from_numpy(np.ascontiguousarray(first_image)).permute(2, 0, 1)[None]
+        lab0 = torch.as_tensor(np.asarray(first_channels))[None]
+        images, labels = img0.expand(n, -1, -1, -1), lab0.expand(n, -1, -1)
+    else:
+        idx = torch.randperm(len(pool[0]), generator=gen)[:n]
+        images, labels = pool[0][idx], torch.as_tensor(pool[1])[idx]
+    aug_img, aug_lab = standard_augment(images.float(), labels[:, None].float(), gen)
+    return aug_img.round().clamp(0, 255).to(torch.uint8), aug_lab[:, 0].round().to(torch.int64)
+
+
 def segment_sequence(model: STM, davis_root: str | Path, sequence: str, mode: str,
                      synthetic_manifest: str | Path | None, out_dir: str | Path, cfg: STMConfig, seed: int = 0,
                      device: str | torch.device = "cpu", weights: str | Path | None = None) -> dict[str, Any]:
@@ -115,10 +137,14 @@ def segment_sequence(model: STM, davis_root: str | Path, sequence: str, mode: st
             log.warning("%s: synthetic pool has %d pairs < max_synthetic %d; using all of them", sequence, n_pool,
                         cfg.max_synthetic)
         synthetic = (syn_images, to_channels(syn_labels, lut))
+    if cfg.standard_aug:
+        synthetic = standard_memory_pairs(synthetic, frames[0], to_channels(first_label, lut), cfg.max_synthetic,
+                                          seed)
 
     result = run_video(model, frames, to_channels(first_label, lut), len(ids),
                        mem_every=cfg.mem_every, synthetic=synthetic,
-                       max_synthetic=cfg.max_synthetic if cfg.synthetic else 0, seed=seed, device=device,
+                       max_synthetic=cfg.max_synthetic if (cfg.synthetic or cfg.standard_aug) else 0, seed=seed,
+                       device=device,
                        resolution=cfg.resolution, bf16=cfg.bf16)
     id_of_channel = np.asarray([0] + list(ids), dtype=np.int64)
     pred_dir = out_dir / "predictions"

@@ -31,6 +31,8 @@ wildcard_constraints:
     variant=r"[A-Za-z0-9_\-]+",
     selection=r"[A-Za-z0-9_\-]+",
     aug="none|standard|synthetic|both",
+    system="osvos|stm",
+    pool=r"real|[A-Za-z0-9_\-]+\+[A-Za-z0-9_\-]+",
 
 
 def as_json(obj):

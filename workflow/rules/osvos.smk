@@ -5,9 +5,17 @@ OSVOS = CFG["downstream"]["osvos"]
 
 
 def osvos_parent_file():
+    """The parent weights file used for fine-tuning."""
     if OSVOS["parent"] == "train":
         return f"{R}/downstream/osvos/parent/parent.pth"
     return resource_file(OSVOS["parent_fetch"], OSVOS["parent_file"])
+
+
+def osvos_parent_input():
+    """What fine-tuning waits for: our trained parent, or the verified official archive's marker."""
+    if OSVOS["parent"] == "train":
+        return osvos_parent_file()
+    return resource_marker(OSVOS["parent_fetch"])
 
 
 rule osvos_parent:
@@ -34,13 +42,17 @@ rule osvos_parent:
         "--out {params.out} --params {params.cfg:q} --seed 0 --device {DEVICE} > {log} 2>&1"
 
 
-def pool_manifest(wc):
-    """The filtered synthetic pool a fine-tuning run draws from ('real' = none)."""
-    if wc.pool == "real":
+def pool_manifest_for(pool, year, seq):
+    """The filtered synthetic pool of one sequence that a run draws from ('real' = none)."""
+    if pool == "real":
         return []
-    variant, selection = wc.pool.split("+")
+    variant, selection = pool.split("+")
     osmis_seed = CFG["seeds"]["osmis"][0]
-    return [f"{R}/filtered/osmis/{variant}/davis{wc.year}/{wc.seq}/seed{osmis_seed}/{selection}/manifest.json"]
+    return [f"{R}/filtered/osmis/{variant}/davis{year}/{seq}/seed{osmis_seed}/{selection}/manifest.json"]
+
+
+def pool_manifest(wc):
+    return pool_manifest_for(wc.pool, wc.year, wc.seq)
 
 
 def osvos_run_params(wc):
@@ -53,7 +65,7 @@ def osvos_run_params(wc):
 rule osvos_finetune:
     input:
         davis=DAVIS_INPUT,
-        parent=osvos_parent_file(),
+        parent=osvos_parent_input(),
         pool=pool_manifest,
     output:
         f"{R}/downstream/osvos/{{aug}}/{{pool}}/davis{{year}}/seed{{seed}}/{{seq}}/done.json",
@@ -61,6 +73,7 @@ rule osvos_finetune:
         out=lambda wc: f"{R}/downstream/osvos/{wc.aug}/{wc.pool}/davis{wc.year}/seed{wc.seed}/{wc.seq}",
         pool=lambda wc, input: input.pool[0] if input.pool else "none",
         cfg=lambda wc: as_json(osvos_run_params(wc)),
+        parent=osvos_parent_file(),
     log:
         f"{R}/logs/osvos_finetune/{{aug}}/{{pool}}/davis{{year}}/seed{{seed}}/{{seq}}.log",
     benchmark:
@@ -71,44 +84,49 @@ rule osvos_finetune:
         runtime=60 * 4,
     shell:
         "{PY} -m downstream.osvos_cli finetune --davis-root {DAVIS_ROOT} --sequence {wildcards.seq} "
-        "--mode {wildcards.year} --parent {input.parent} --synthetic-manifest {params.pool} "
+        "--mode {wildcards.year} --parent {params.parent} --synthetic-manifest {params.pool} "
         "--out {params.out} --params {params.cfg:q} --seed {wildcards.seed} --device {DEVICE} > {log} 2>&1"
 
 
-rule osvos_evaluate:
+def evaluate_inputs(wc):
+    base = f"{R}/downstream/{wc.system}/{wc.aug}/{wc.pool}/davis{wc.year}/seed{wc.seed}"
+    if wc.system == "stm":  # one job over all sequences
+        return [f"{base}/done.json"]
+    return [f"{base}/{seq}/done.json" for seq in val_sequences(wc.year)]
+
+
+rule davis_evaluate:
+    # DAVIS J&F (davis2017-evaluation conventions) of one (system, setting, pool, dataset, seed).
     input:
-        lambda wc: expand(
-            f"{R}/downstream/osvos/{wc.aug}/{wc.pool}/davis{wc.year}/seed{wc.seed}/{{seq}}/done.json",
-            seq=val_sequences(wc.year),
-        ),
+        evaluate_inputs,
     output:
-        json=f"{R}/metrics/osvos/{{aug}}/{{pool}}/davis{{year}}/seed{{seed}}.json",
-        csv=f"{R}/metrics/osvos/{{aug}}/{{pool}}/davis{{year}}/seed{{seed}}.csv",
+        json=f"{R}/metrics/{{system}}/{{aug}}/{{pool}}/davis{{year}}/seed{{seed}}.json",
+        csv=f"{R}/metrics/{{system}}/{{aug}}/{{pool}}/davis{{year}}/seed{{seed}}.csv",
     params:
-        results=lambda wc: f"{R}/downstream/osvos/{wc.aug}/{wc.pool}/davis{wc.year}/seed{wc.seed}",
+        results=lambda wc: f"{R}/downstream/{wc.system}/{wc.aug}/{wc.pool}/davis{wc.year}/seed{wc.seed}",
         seqs=lambda wc: ",".join(val_sequences(wc.year)),
     log:
-        f"{R}/logs/osvos_evaluate/{{aug}}/{{pool}}/davis{{year}}/seed{{seed}}.log",
+        f"{R}/logs/davis_evaluate/{{system}}/{{aug}}/{{pool}}/davis{{year}}/seed{{seed}}.log",
     benchmark:
-        f"{R}/benchmarks/osvos_evaluate/{{aug}}/{{pool}}/davis{{year}}/seed{{seed}}.tsv"
+        f"{R}/benchmarks/davis_evaluate/{{system}}/{{aug}}/{{pool}}/davis{{year}}/seed{{seed}}.tsv"
     shell:
         "{PY} -m downstream.osvos_cli evaluate --davis-root {DAVIS_ROOT} --results {params.results} "
         "--sequences {params.seqs} --mode {wildcards.year} --pred-subdir predictions "
         "--out {output.csv} --out-json {output.json} > {log} 2>&1"
 
 
-def osvos_davis_cell(row, col, seed):
-    """Builder 'osvos_davis': row = augmentation setting, column = DAVIS year."""
+def davis_vos_cell(row, col, seed):
+    """Builder 'davis_vos': row = system (osvos | stm) and augmentation setting, column = DAVIS year."""
     aug = row["augmentation"]
     if aug in ("synthetic", "both"):
         pool = f"{row.get('osmis_variant', 'default')}+{row.get('selection', CFG['filtering']['default'])}"
     else:
         pool = "real"
-    path = f"{R}/metrics/osvos/{aug}/{pool}/davis{col['year']}/seed{seed}.json"
+    path = f"{R}/metrics/{row['system']}/{aug}/{pool}/davis{col['year']}/seed{seed}.json"
     return {"file": path, "key": "J&F", "seed": seed, "scale": 100.0}
 
 
-BUILDERS = {"osvos_davis": osvos_davis_cell}
+BUILDERS = {"davis_vos": davis_vos_cell}
 
 
 def filter_figure_spec():
