@@ -27,33 +27,10 @@ from gan_core.utils.dataclass_config import from_dict
 
 from . import davis_eval
 from .osvos.config import OSVOSConfig
+from .cli_common import parse_params, resolve_device, synthetic_settings
 from .osvos.data import read_sequence_list
 
 log = logging.getLogger("downstream.osvos_cli")
-
-
-def parse_params(text: str | None) -> dict[str, Any]:
-    if not text:
-        return {}
-    text = text.strip()
-    if not text.startswith("{") and Path(text).is_file():
-        text = Path(text).read_text()
-    try:
-        params = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ConfigError(f"--params is not a JSON object: {exc}") from exc
-    if not isinstance(params, dict):
-        raise ConfigError("--params must be a JSON object")
-    return params
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(name)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"--device {name}: CUDA is not available on this machine")
-    return dev
 
 
 def cmd_parent(args: argparse.Namespace) -> None:
@@ -68,12 +45,7 @@ def cmd_parent(args: argparse.Namespace) -> None:
 def cmd_finetune(args: argparse.Namespace) -> None:
     from .osvos.finetune import finetune_sequence
 
-    params = parse_params(args.params)
-    manifest = None if args.synthetic_manifest in (None, "", "none") else Path(args.synthetic_manifest)
-    if "synthetic" not in params:
-        params["synthetic"] = manifest is not None
-    elif bool(params["synthetic"]) != (manifest is not None):
-        raise ConfigError(f"params.synthetic={params['synthetic']} contradicts --synthetic-manifest {args.synthetic_manifest}")
+    params, manifest = synthetic_settings(args.params, args.synthetic_manifest)
     cfg = from_dict(OSVOSConfig, params, where="--params")
     meta = finetune_sequence(args.davis_root, args.sequence, args.mode, args.parent, manifest, args.out, cfg,
                              seed=args.seed, device=resolve_device(args.device))

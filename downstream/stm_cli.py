@@ -24,7 +24,7 @@ from gan_core.utils.atomic import write_json
 from gan_core.utils.dataclass_config import from_dict, to_dict
 
 from .osvos.data import read_sequence_list
-from .osvos_cli import parse_params, resolve_device
+from .cli_common import parse_params, resolve_device, synthetic_settings
 from .stm.config import STMConfig
 
 log = logging.getLogger("downstream.stm_cli")
@@ -53,12 +53,7 @@ def cmd_run(args: argparse.Namespace) -> None:
     from .stm.model import load_stm_weights
     from .stm.sequence import segment_sequence
 
-    params = parse_params(args.params)
-    manifest = None if args.synthetic_manifest in (None, "", "none") else Path(args.synthetic_manifest)
-    if "synthetic" not in params:
-        params["synthetic"] = manifest is not None
-    elif bool(params["synthetic"]) != (manifest is not None):
-        raise ConfigError(f"params.synthetic={params['synthetic']} contradicts --synthetic-manifest {args.synthetic_manifest}")
+    params, manifest = synthetic_settings(args.params, args.synthetic_manifest)
     cfg = from_dict(STMConfig, params, where="--params")
     weights = Path(args.weights)
     if not weights.is_file():

@@ -30,6 +30,7 @@ from ..errors import ConfigError, ReproError
 from ..nets.osmis import count_parameters
 from ..nets.osmis_config import OSMISConfig
 from ..train.osmis_trainer import OSMISTrainer
+from ..utils.device import resolve_device
 
 MODELS = ("sivgan", "osmis")
 
@@ -65,14 +66,6 @@ def parse_size(text: str) -> tuple[int, int]:
     except ValueError as exc:
         raise ConfigError(f"--size must look like HxW (e.g. 96x160), got {text!r}") from exc
     return h, w
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("--device cuda requested but CUDA is not available")
-    return torch.device(name)
 
 
 def synthetic_pair(height: int, width: int, classes: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray | None]:

@@ -30,15 +30,10 @@ import torch
 
 from ..utils.atomic import write_json
 from .image_io import iter_image_batches, list_groups, list_images, load_images
+from ..utils.device import resolve_device
 
 
 # ------------------------------------------------------------------------------ helpers
-def _device(name: str) -> str:
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return name
-
-
 def _limit(files: list[Path], n: int) -> list[Path]:
     return files[:n] if n and n > 0 else files
 
@@ -67,7 +62,7 @@ def _lpips_metric(args: argparse.Namespace, net: str):
 
     trunk = weights_from_option(args.weights, TRUNK_ENTRY[net], args.resources)
     cfg = LPIPSConfig(net=net, official_01_quirk=getattr(args, "official_01_quirk", False),
-                      batch_size=args.batch_size, device=_device(args.device))
+                      batch_size=args.batch_size, device=resolve_device(args.device))
     return LPIPSDistance.build(cfg, trunk, seed=args.seed)
 
 
@@ -91,7 +86,7 @@ def cmd_sifid(args: argparse.Namespace) -> dict:
     reals = load_images(_train_files(args.real), size=tuple(fakes.shape[-2:]))
     layers = tuple(sorted(args.layers))
     scores = sifid_per_sample(fakes, reals, net, layers=layers, real_mode=args.real_mode,
-                              batch_size=args.batch_size, device=_device(args.device), min_side=args.min_side)
+                              batch_size=args.batch_size, device=resolve_device(args.device), min_side=args.min_side)
     mean, best = mean_and_best(scores)
     value = {}
     for j, l in enumerate(layers):
@@ -107,7 +102,7 @@ def cmd_fid(args: argparse.Namespace) -> dict:
     from .weights import weights_from_option
 
     net = FIDInception.from_weights(weights_from_option(args.weights, FID_ENTRY, args.resources), seed=args.seed)
-    cfg = FIDConfig(batch_size=args.batch_size, method=args.method, device=_device(args.device))
+    cfg = FIDConfig(batch_size=args.batch_size, method=args.method, device=resolve_device(args.device))
     fake_files = _limit(list_images(args.fake), args.max_images)
     real = Path(args.real)
     if real.suffix == ".npz":
@@ -155,7 +150,7 @@ def cmd_pixel_diversity(args: argparse.Namespace) -> dict:
 def cmd_ms_ssim(args: argparse.Namespace) -> dict:
     from .diversity import MSSSIMConfig, msssim_diversity
 
-    cfg = MSSSIMConfig(min_side=args.min_side, batch_size=args.batch_size, device=_device(args.device))
+    cfg = MSSSIMConfig(min_side=args.min_side, batch_size=args.batch_size, device=resolve_device(args.device))
     groups = [load_images(_limit(g, args.max_images)) for g in list_groups(args.fake, args.groups)]
     value, per_group = msssim_diversity(groups, cfg)
     label = None if not args.min_side else f"upsampled-to-min-side-{args.min_side}"

@@ -40,6 +40,7 @@ from ..utils.images import read_image
 from .filtering import n_dropped, rank_filter
 from .inception import BLOCK_DIMS, SIFIDInception
 from .sifid import sifid_per_sample
+from ..utils.device import resolve_device
 
 WEIGHTS_WHAT = "torchvision ImageNet Inception-v3 weights for SIFID (inception_v3_google-0cc3c7bd.pth)"
 
@@ -52,12 +53,6 @@ def parse_layers(text: str) -> tuple[int, ...]:
     if not layers or len(set(layers)) != len(layers) or any(l not in range(len(BLOCK_DIMS)) for l in layers):
         raise argparse.ArgumentTypeError(f"--layers must be distinct values in 0..{len(BLOCK_DIMS) - 1}, got {text!r}")
     return layers
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
 
 
 def list_samples(samples_dir: Path) -> list[tuple[Path, Path]]:

@@ -29,19 +29,12 @@ from ..utils.atomic import torch_save, write_json
 from ..utils.images import check_pair, read_image, read_mask
 from .loop import LoopConfig, run_training, seed_everything
 from .osmis_trainer import OSMISTrainer
+from ..utils.device import resolve_device
 
 LOOP_KEYS = ("iterations", "checkpoint_every", "log_every")
 DEFAULT_ITERATIONS = 100_000  # thesis l.1468: 100k iterations for the single-image setting
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "generator_ema.pt"
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("--device cuda requested but CUDA is not available")
-    return torch.device(name)
 
 
 def split_params(params: dict[str, Any]) -> tuple[OSMISConfig, dict[str, int]]:
