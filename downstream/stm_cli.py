@@ -24,7 +24,7 @@ from gan_core.utils.atomic import write_json
 from gan_core.utils.dataclass_config import from_dict, to_dict
 
 from .osvos.data import read_sequence_list
-from .cli_common import parse_params, resolve_device, synthetic_settings
+from .cli_common import parse_params, resolve_device, run_cli, synthetic_settings
 from .stm.config import STMConfig
 
 log = logging.getLogger("downstream.stm_cli")
@@ -111,14 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    args = build_parser().parse_args(argv)
-    try:
-        args.func(args)
-    except ReproError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    return 0
+    return run_cli(build_parser(), argv)
 
 
 if __name__ == "__main__":
