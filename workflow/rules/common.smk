@@ -1,5 +1,6 @@
 # Shared helpers: the effective configuration, paths and input functions.
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -20,6 +21,9 @@ PRESET = CFG["preset"]
 R = f"{CFG['results_dir']}/{PRESET}"
 RES = CFG["resources_dir"]
 PY = sys.executable
+# Libraries that look in the torch hub cache find the verified files under resources/ (nothing
+# downloads through it: metric and model code load local files only).
+os.environ.setdefault("TORCH_HOME", str(Path(RES, "torch").resolve()))
 DEVICE = CFG.get("device", "auto")
 THREADS = CFG.get("threads", 2)
 
