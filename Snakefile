@@ -19,6 +19,7 @@ include: "workflow/rules/data.smk"
 include: "workflow/rules/osmis.smk"
 include: "workflow/rules/osvos.smk"
 include: "workflow/rules/stm.smk"
+include: "workflow/rules/synthesis.smk"
 include: "workflow/rules/tables.smk"
 
 

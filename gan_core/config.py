@@ -124,6 +124,13 @@ def _check_dataclass_params(cfg: Mapping[str, Any]) -> None:
         checks.append((STMConfig, stm.get("train_params", {}), "downstream.stm.train_params"))
     except ImportError:  # pragma: no cover
         pass
+    try:
+        from .metrics.mask_alignment import MaskAlignmentConfig
+
+        checks.append((MaskAlignmentConfig, cfg["metrics"].get("mask_alignment_params", {}),
+                       "metrics.mask_alignment_params"))
+    except ImportError:  # pragma: no cover
+        pass
     for cls, params, where in checks:
         from_dict(cls, params, where=where)
 

@@ -76,8 +76,10 @@ def test_paper_without_dataset_names_the_fetch_target(tmp_path):
 
 
 def test_every_thesis_table_has_a_target(tmp_path):
-    """table_6_5 plans; every other table stops with a message naming what is not built yet."""
+    """Wired tables plan; every other table stops with a message naming what is not built yet."""
     assert {f"table_{a}_{b}" for a, n in ((4, 11), (5, 7), (6, 8), (7, 6)) for b in range(1, n + 1)} <= set(THESIS_IDS)
+    wired = set(yaml.safe_load((REPO / "config.yaml").read_text())["tables"])
+    assert "table_6_5" in wired
 
     def run(table_id):
         return table_id, snakemake(table_id, "--config", "preset=tiny", f"results_dir={tmp_path}/results",
@@ -87,6 +89,9 @@ def test_every_thesis_table_has_a_target(tmp_path):
         results = dict(pool.map(run, [t for t in THESIS_IDS if t != "table_6_5"]))
     for table_id, res in results.items():
         out = res.stdout + res.stderr
+        if table_id in wired:
+            assert res.returncode == 0, f"{table_id} is wired but does not plan: {out[-2000:]}"
+            continue
         assert res.returncode != 0, f"{table_id} planned although nothing is wired"
         assert f"{table_id} (thesis Table" in out and "is not built yet" in out, out[-2000:]
         assert "MissingRuleException" not in out
