@@ -16,6 +16,18 @@ def resource_file(name, relpath=""):
     return str(path / relpath) if relpath else str(path)
 
 
+def metric_weights_input(key):
+    """Marker of the verified weights file named by metrics.<key> (none for 'random')."""
+    name = CFG["metrics"][key]
+    return [] if name == "random" else [resource_marker(name)]
+
+
+def metric_weights_arg(key):
+    """CLI weights argument: 'none' (seeded random network, tiny preset) or the verified file."""
+    name = CFG["metrics"][key]
+    return "none" if name == "random" else resource_file(name)
+
+
 # One fetch_<name> target per manifest entry that has a URL. Each verifies the
 # pinned checksum; an entry without one needs --config allow_unpinned_downloads=true
 # once (the sha256 is then recorded in resources/checksums.lock.yaml).

@@ -64,23 +64,13 @@ rule sample_osmis:
         "--out {params.out} --device {DEVICE} > {log} 2>&1"
 
 
-def sifid_weights_input(wc):
-    name = CFG["metrics"]["sifid_weights"]
-    return [] if name == "random" else [resource_marker(name)]
-
-
-def sifid_weights_arg():
-    name = CFG["metrics"]["sifid_weights"]
-    return "none" if name == "random" else resource_file(name)
-
-
 rule sifid_filter:
     # Per-sample SIFID at the four InceptionV3 layers against the training image,
     # rank average, drop the worst fraction (thesis l.1835, Table 6.8).
     input:
         samples=f"{R}/samples/osmis/{{variant}}/davis{{year}}/{{seq}}/seed{{seed}}/samples.json",
         real=f"{R}/data/pairs/davis{{year}}/{{seq}}/image.png",
-        weights=sifid_weights_input,
+        weights=lambda wc: metric_weights_input("sifid_weights"),
     output:
         f"{R}/filtered/osmis/{{variant}}/davis{{year}}/{{seq}}/seed{{seed}}/{{selection}}/manifest.json",
     params:
@@ -88,7 +78,7 @@ rule sifid_filter:
         out=lambda wc, output: str(Path(output[0]).parent),
         layers=lambda wc: ",".join(str(l) for l in CFG["filtering"]["selections"][wc.selection]["layers"]),
         drop=lambda wc: CFG["filtering"]["selections"][wc.selection]["drop_fraction"],
-        weights=sifid_weights_arg(),
+        weights=metric_weights_arg("sifid_weights"),
         batch=CFG["metrics"]["sifid_batch_size"],
         min_side=CFG["metrics"].get("sifid_min_side", 0),
     log:

@@ -11,33 +11,18 @@
 # The three raw metric files are merged into one JSON per pool, and the pools are averaged over
 # the DAVIS-17 val sequences into metrics/osmis_synthesis/<variant>/davis2017/seed<S>.json
 # (keys "sifid", "lpips", "miou"), which the table builder 'osmis_synthesis' reads.
-import math
-
 from gan_core.provenance import provenance as gc_provenance
-from gan_core.utils.atomic import write_json as gc_write_json
+from gan_core.report import synthesis as gc_synthesis
 
 SYN = f"{R}/metrics/osmis_synthesis"
 SYN_POOL = f"{SYN}/{{variant}}/davis{{year}}/per_sequence/{{seq}}/seed{{seed}}"
 SYN_SAMPLES = f"{R}/samples/osmis/{{variant}}/davis{{year}}/{{seq}}/seed{{seed}}"
 SYN_PAIR = f"{R}/data/pairs/davis{{year}}/{{seq}}"
-SYN_METRICS = ("sifid", "lpips", "miou")
 # The thesis reports one model per pair and no seed average for Tables 6.1-6.4 (seeds: not stated):
 # their cells use the OSMIS seeds unless a wiring block lists its own.
 for _tid, _wiring in CFG["tables"].items():
     if _wiring["builder"] == "osmis_synthesis":
         _wiring.setdefault("seeds", list(CFG["seeds"]["osmis"]))
-
-
-def metric_weights_input(key):
-    """Marker of the verified weights file named by metrics.<key> (none for 'random')."""
-    name = CFG["metrics"][key]
-    return [] if name == "random" else [resource_marker(name)]
-
-
-def metric_weights_arg(key):
-    """CLI weights argument: 'none' (seeded random network, tiny preset) or the verified file."""
-    name = CFG["metrics"][key]
-    return "none" if name == "random" else resource_file(name)
 
 
 rule synthesis_sifid:
@@ -117,17 +102,6 @@ rule synthesis_mask_alignment:
         "--device {DEVICE} --out {output} > {log} 2>&1"
 
 
-def _read_raw(path):
-    try:
-        return json.loads(Path(path).read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise WorkflowError(f"{path}: cannot read the metric file ({exc})")
-
-
-def _number(value):
-    return None if value is None or (isinstance(value, float) and math.isnan(value)) else float(value)
-
-
 def synthesis_settings(variant):
     """What a synthesis number depends on (hashed into the provenance's config_hash)."""
     keys = ("sifid_weights", "sifid_batch_size", "sifid_min_side", "lpips_weights", "unet_encoder_weights",
@@ -136,52 +110,8 @@ def synthesis_settings(variant):
             "metrics": {k: CFG["metrics"].get(k) for k in keys}, "preset": PRESET}
 
 
-def merge_pool_metrics(sifid_file, lpips_file, mask_file, out, variant, seed):
-    """One JSON per pool: sifid (layer 0 mean), lpips (mean pairwise), miou (+ thresholded score)."""
-    sifid, lpips, mask = _read_raw(sifid_file), _read_raw(lpips_file), _read_raw(mask_file)
-    try:
-        sifid_value = sifid["value"]["mean_sifid_64"]
-    except (KeyError, TypeError):
-        raise WorkflowError(f"{sifid_file}: no 'value.mean_sifid_64' (SIFID at layer 0) in the file")
-    details = mask.get("details", {})
-    labels = {"sifid": sifid.get("weights_label"), "lpips": lpips.get("weights_label"),
-              "unet": details.get("weights_label")}
-    record = {
-        "sifid": _number(sifid_value),
-        "lpips": _number(lpips.get("value")),
-        "miou": _number(details.get("miou")),
-        "miou_thresholded": _number(details.get("thresholded_iou")),
-        "pixel_accuracy": _number(details.get("pixel_accuracy")),
-        "n_samples": details.get("n_fakes"),
-        "definitions": {
-            "sifid": "mean over samples of SIFID at Inception layer 0 (64-d) vs. the training image",
-            "lpips": "mean LPIPS(alex) over all pairs of generated images",
-            "miou": "plain mIoU (0..1) of the UNet trained on the generated pairs, tested on the augmented "
-                    "real image; miou_thresholded = the official code's thresholded score",
-        },
-        "sources": {"sifid": str(sifid_file), "lpips": str(lpips_file), "mask_alignment": str(mask_file)},
-        "provenance": {**gc_provenance(params=synthesis_settings(variant), seed=int(seed), preset=PRESET),
-                       "weights_label": "; ".join(f"{k}: {v}" for k, v in labels.items() if v)},
-    }
-    gc_write_json(out, record)
-
-
-def average_over_sequences(files, seqs, out, variant, seed):
-    """Mean of every metric over the sequences (a metric missing in a pool is left out and counted)."""
-    pools = {seq: _read_raw(f) for seq, f in zip(seqs, files)}
-    record = {"n_sequences": len(seqs), "per_sequence": {}, "n_per_metric": {}}
-    for key in SYN_METRICS + ("miou_thresholded",):
-        values = [p.get(key) for p in pools.values()]
-        present = [v for v in values if v is not None]
-        record["n_per_metric"][key] = len(present)
-        if present:  # no number at all -> the key is absent and the table names the file and key
-            record[key] = float(sum(present) / len(present))
-    record["per_sequence"] = {seq: {k: p.get(k) for k in SYN_METRICS + ("miou_thresholded",)}
-                              for seq, p in pools.items()}
-    labels = sorted({p.get("provenance", {}).get("weights_label", "") for p in pools.values()} - {""})
-    record["provenance"] = {**gc_provenance(params=synthesis_settings(variant), seed=int(seed), preset=PRESET),
-                            "weights_label": " | ".join(labels)}
-    gc_write_json(out, record)
+def synthesis_provenance(variant, seed):
+    return gc_provenance(params=synthesis_settings(variant), seed=int(seed), preset=PRESET)
 
 
 rule synthesis_pool_metrics:
@@ -193,7 +123,8 @@ rule synthesis_pool_metrics:
     output:
         f"{SYN_POOL}.json",
     run:
-        merge_pool_metrics(input.sifid, input.lpips, input.mask, output[0], wildcards.variant, wildcards.seed)
+        gc_synthesis.merge_pool_metrics(input.sifid, input.lpips, input.mask, output[0],
+                                        synthesis_provenance(wildcards.variant, wildcards.seed))
 
 
 rule synthesis_average:
@@ -206,7 +137,8 @@ rule synthesis_average:
     params:
         seqs=lambda wc: val_sequences(wc.year),
     run:
-        average_over_sequences(list(input), params.seqs, output[0], wildcards.variant, wildcards.seed)
+        gc_synthesis.average_over_sequences(list(input), params.seqs, output[0],
+                                            synthesis_provenance(wildcards.variant, wildcards.seed))
 
 
 def osmis_synthesis_cell(row, col, seed):
