@@ -144,7 +144,8 @@ def _fmt(value: Any, std: Any = None, digits: int = 2) -> str:
     return s
 
 
-def to_markdown(df: pd.DataFrame, thesis: Mapping[str, Any], preset: str, digits: int = 2) -> str:
+def to_markdown(df: pd.DataFrame, thesis: Mapping[str, Any], preset: str, digits: int = 2,
+                our_note: str = "") -> str:
     """A readable table: one line per thesis row, three sub-columns per thesis column."""
     cols = [c["id"] for c in thesis["columns"]]
     labels = {c["id"]: c.get("label", c["id"]) for c in thesis["columns"]}
@@ -178,8 +179,10 @@ def to_markdown(df: pd.DataFrame, thesis: Mapping[str, Any], preset: str, digits
     commits = sorted(set(",".join(df["git_commits"].dropna()).split(",")) - {""})
     hashes = sorted(set(",".join(df["config_hashes"].dropna()).split(",")) - {""})
     lines += ["", f"Config hashes: {', '.join(hashes) or '—'}. Git commits: {', '.join(commits) or '—'}."]
+    if our_note:
+        lines += ["", f"Our cells: {our_note}"]
     if thesis.get("note"):
-        lines += ["", f"Note: {thesis['note']}"]
+        lines += ["", f"Note (transcription): {thesis['note']}"]
     for note in thesis.get("footnotes", []) or []:
         lines += ["", note]
     return "\n".join(lines) + "\n"
@@ -191,7 +194,7 @@ def render(table_id: str, thesis: Mapping[str, Any], plan: Mapping[str, Any], ou
     banner = PRESET_BANNER.get(plan["preset"], "")
     csv_text = f"# {banner}\n" + df.to_csv(index=False)
     write_text(out_csv, csv_text)
-    write_text(out_md, to_markdown(df, thesis, plan["preset"]))
+    write_text(out_md, to_markdown(df, thesis, plan["preset"], our_note=plan.get("note", "")))
     return df
 
 
