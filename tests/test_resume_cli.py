@@ -20,7 +20,7 @@ from gan_core.utils.images import write_image, write_mask
 
 REPO = Path(__file__).resolve().parents[1]
 PARAMS = {"image_size": [48, 80], "ch_G": 4, "ch_D": 4, "batch_size": 2, "bernoulli_warmup": 5,
-          "iterations": 40, "checkpoint_every": 4, "log_every": 4}
+          "iterations": 100, "checkpoint_every": 4, "log_every": 4}
 
 
 @pytest.fixture()
