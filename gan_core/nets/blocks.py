@@ -90,3 +90,30 @@ class ResBlockDown(nn.Module):
         if self.downsample:
             h, s = safe_avg_pool2(h), safe_avg_pool2(s)
         return h + s
+
+
+def refresh_spectral_norm(module: nn.Module, n_iter: int = 15) -> int:
+    """Run ``n_iter`` power iterations on the ``u``/``v`` buffers of every ``torch.nn.utils.spectral_norm``
+    layer in ``module`` (in place, no autograd); returns the number of layers updated.
+
+    A freshly built (or re-initialised) SN layer starts from random ``u``/``v``, so in eval mode (no power
+    iteration) its weight is divided by a poor estimate of sigma and activations can explode. Call this
+    after (re)initialising ``weight_orig``; trained checkpoints carry converged ``u``/``v`` already.
+    """
+    from torch.nn.utils.spectral_norm import SpectralNorm
+
+    count = 0
+    with torch.no_grad():
+        for m in module.modules():
+            for hook in m._forward_pre_hooks.values():
+                if not isinstance(hook, SpectralNorm):
+                    continue
+                w = hook.reshape_weight_to_matrix(getattr(m, hook.name + "_orig"))
+                u, v = getattr(m, hook.name + "_u"), getattr(m, hook.name + "_v")
+                for _ in range(n_iter):
+                    v.copy_(F.normalize(torch.mv(w.t(), u), dim=0, eps=hook.eps))
+                    u.copy_(F.normalize(torch.mv(w, v), dim=0, eps=hook.eps))
+                # keep the cached ``weight`` attribute consistent with the new estimate
+                setattr(m, hook.name, hook.compute_weight(m, do_power_iteration=False))
+                count += 1
+    return count
