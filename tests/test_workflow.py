@@ -101,3 +101,21 @@ def test_misspelled_config_key_stops_the_workflow(tmp_path):
     res = snakemake("table_6_5", "--config", "preset=tiny", "sampling={'nn': 3}", tmp_path=tmp_path)
     assert res.returncode != 0
     assert "nn" in res.stdout + res.stderr and "unknown key" in res.stdout + res.stderr
+
+
+def test_readme_ablation_example_plans_only_the_new_jobs(tmp_path):
+    """The README's worked example (a new OSMIS variant + a new table row) merges and plans."""
+    extra = tmp_path / "my_ablation.yaml"
+    extra.write_text(yaml.safe_dump({
+        "models": {"osmis": {"variants": {"no_fa": {"feature_augmentation": False}}}},
+        "tables": {"table_6_5": {"rows": {"osvos_both_nofa_drop25": {
+            "label": "OSVOS, standard + synthetic (OSMIS w/o FA, drop 25 %)", "system": "osvos",
+            "augmentation": "both", "osmis_variant": "no_fa", "selection": "sifid1234_drop25"}}}},
+    }))
+    base = snakemake("table_6_5", "--configfile", str(extra), "--config", "preset=tiny",
+                     f"results_dir={tmp_path}/results", tmp_path=tmp_path)
+    assert base.returncode == 0, base.stderr[-3000:]
+    counts = job_counts(base.stdout)
+    assert counts["train_osmis"] == 2 * (2 + 3)            # default + no_fa variant for every sequence
+    assert counts["osvos_finetune"] == (4 + 1) * 2 * (2 + 3)
+    assert "no_fa/davis2017" in base.stdout and "sifid1234_drop25" in base.stdout
