@@ -1,36 +1,15 @@
 """The Snakemake workflow plans every thesis table (or says what is missing) -- dry runs only."""
-import os
-import re
-import subprocess
-import sys
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
-import pytest
 import yaml
 
-REPO = Path(__file__).resolve().parents[1]
+from workflow_dryrun import REPO, fake_davis, job_counts, snakemake_dry
+
 THESIS_IDS = sorted(yaml.safe_load((REPO / "workflow" / "thesis_tables.yaml").read_text()))
 
 
-def snakemake(*args, tmp_path):
-    cmd = [sys.executable, "-m", "snakemake", "-n", "--nolock", *args]
-    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
-    return subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, env=env, timeout=300)
-
-
-def job_counts(stdout: str) -> dict[str, int]:
-    counts = {}
-    for line in stdout.splitlines():
-        m = re.match(r"^\s*([A-Za-z0-9_]+)\s+(\d+)\s*$", line)
-        if m:
-            counts[m.group(1)] = int(m.group(2))
-    return counts
-
-
 def test_tiny_table_6_5_is_planned(tmp_path):
-    res = snakemake("table_6_5", "--config", "preset=tiny", f"results_dir={tmp_path}/results",
-                    tmp_path=tmp_path)
+    res = snakemake_dry("table_6_5", "--config", "preset=tiny", f"results_dir={tmp_path}/results")
     assert res.returncode == 0, res.stderr[-3000:]
     counts = job_counts(res.stdout)
     # embedded val split: 2 single-object + 1 two-object sequences; DAVIS-16 uses the single-object ones
@@ -42,21 +21,11 @@ def test_tiny_table_6_5_is_planned(tmp_path):
     assert counts["tabulate"] == 1 and counts["embedded_davis"] == 1
 
 
-def _fake_davis(root: Path, n16: int, n17: int) -> None:
-    davis = root / "davis2017_trainval_480p" / "DAVIS"
-    for year, n in (("2016", n16), ("2017", n17)):
-        d = davis / "ImageSets" / year
-        d.mkdir(parents=True, exist_ok=True)
-        (d / "val.txt").write_text("\n".join(f"seq{i:02d}" for i in range(n)) + "\n")
-        (d / "train.txt").write_text("train00\n")
-    (root / "davis2017_trainval_480p" / ".complete").write_text("test marker\n")
-
-
 def test_paper_table_6_5_plans_thesis_scale(tmp_path):
     res_dir = tmp_path / "resources"
-    _fake_davis(res_dir, 20, 30)
-    res = snakemake("table_6_5", "--config", "preset=paper", f"resources_dir={res_dir}",
-                    f"results_dir={tmp_path}/results", tmp_path=tmp_path)
+    fake_davis(res_dir, 20, 30)
+    res = snakemake_dry("table_6_5", "--config", "preset=paper", f"resources_dir={res_dir}",
+                    f"results_dir={tmp_path}/results")
     assert res.returncode == 0, res.stderr[-3000:]
     counts = job_counts(res.stdout)
     assert counts["train_osmis"] == 20 + 30          # one OSMIS model per DAVIS-16 and DAVIS-17 val video
@@ -69,8 +38,8 @@ def test_paper_table_6_5_plans_thesis_scale(tmp_path):
 
 
 def test_paper_without_dataset_names_the_fetch_target(tmp_path):
-    res = snakemake("table_6_5", "--config", "preset=paper", f"resources_dir={tmp_path}/empty",
-                    f"results_dir={tmp_path}/results", tmp_path=tmp_path)
+    res = snakemake_dry("table_6_5", "--config", "preset=paper", f"resources_dir={tmp_path}/empty",
+                    f"results_dir={tmp_path}/results")
     assert res.returncode != 0
     assert "fetch_davis2017_trainval_480p" in res.stdout + res.stderr
 
@@ -82,8 +51,7 @@ def test_every_thesis_table_has_a_target(tmp_path):
     assert "table_6_5" in wired
 
     def run(table_id):
-        return table_id, snakemake(table_id, "--config", "preset=tiny", f"results_dir={tmp_path}/results",
-                                   tmp_path=tmp_path)
+        return table_id, snakemake_dry(table_id, "--config", "preset=tiny", f"results_dir={tmp_path}/results")
 
     with ThreadPoolExecutor(max_workers=2) as pool:
         results = dict(pool.map(run, [t for t in THESIS_IDS if t != "table_6_5"]))
@@ -98,7 +66,7 @@ def test_every_thesis_table_has_a_target(tmp_path):
 
 
 def test_misspelled_config_key_stops_the_workflow(tmp_path):
-    res = snakemake("table_6_5", "--config", "preset=tiny", "sampling={'nn': 3}", tmp_path=tmp_path)
+    res = snakemake_dry("table_6_5", "--config", "preset=tiny", "sampling={'nn': 3}")
     assert res.returncode != 0
     assert "nn" in res.stdout + res.stderr and "unknown key" in res.stdout + res.stderr
 
@@ -112,8 +80,8 @@ def test_readme_ablation_example_plans_only_the_new_jobs(tmp_path):
             "label": "OSVOS, standard + synthetic (OSMIS w/o FA, drop 25 %)", "system": "osvos",
             "augmentation": "both", "osmis_variant": "no_fa", "selection": "sifid1234_drop25"}}}},
     }))
-    base = snakemake("table_6_5", "--configfile", str(extra), "--config", "preset=tiny",
-                     f"results_dir={tmp_path}/results", tmp_path=tmp_path)
+    base = snakemake_dry("table_6_5", "--configfile", str(extra), "--config", "preset=tiny",
+                     f"results_dir={tmp_path}/results")
     assert base.returncode == 0, base.stderr[-3000:]
     counts = job_counts(base.stdout)
     assert counts["train_osmis"] == 2 * (2 + 3)            # default + no_fa variant for every sequence

@@ -5,37 +5,11 @@ import os
 import re
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import yaml
 
-REPO = Path(__file__).resolve().parents[1]
-
-
-def snakemake(*args):
-    cmd = [sys.executable, "-m", "snakemake", "-n", "--nolock", *args]
-    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
-    return subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, env=env, timeout=300)
-
-
-def job_counts(stdout: str) -> dict[str, int]:
-    counts = {}
-    for line in stdout.splitlines():
-        m = re.match(r"^\s*([A-Za-z0-9_]+)\s+(\d+)\s*$", line)
-        if m:
-            counts[m.group(1)] = int(m.group(2))
-    return counts
-
-
-def _fake_davis(root: Path, n16: int, n17: int) -> None:
-    davis = root / "davis2017_trainval_480p" / "DAVIS"
-    for year, n in (("2016", n16), ("2017", n17)):
-        d = davis / "ImageSets" / year
-        d.mkdir(parents=True, exist_ok=True)
-        (d / "val.txt").write_text("\n".join(f"seq{i:02d}" for i in range(n)) + "\n")
-        (d / "train.txt").write_text("train00\n")
-    (root / "davis2017_trainval_480p" / ".complete").write_text("test marker\n")
+from workflow_dryrun import REPO, fake_davis, job_counts, snakemake_dry
 
 
 def _wired_variants(table_id: str) -> set[str]:
@@ -44,7 +18,7 @@ def _wired_variants(table_id: str) -> set[str]:
 
 
 def test_tiny_table_6_3_plans_one_pool_per_variant_and_sequence(tmp_path):
-    res = snakemake("table_6_3", "--config", "preset=tiny", f"results_dir={tmp_path}/results")
+    res = snakemake_dry("table_6_3", "--config", "preset=tiny", f"results_dir={tmp_path}/results")
     assert res.returncode == 0, res.stderr[-3000:]
     counts = job_counts(res.stdout)
     n_var, n_seq = 5, 3  # thesis Table 6.3: 5 mask supervisions; embedded DAVIS-17 val split: 3 sequences
@@ -60,8 +34,8 @@ def test_tiny_table_6_3_plans_one_pool_per_variant_and_sequence(tmp_path):
 
 def test_paper_synthesis_tables_plan_thesis_scale(tmp_path):
     res_dir = tmp_path / "resources"
-    _fake_davis(res_dir, 20, 30)
-    res = snakemake("table_6_3", "table_6_4", "--config", "preset=paper", f"resources_dir={res_dir}",
+    fake_davis(res_dir, 20, 30)
+    res = snakemake_dry("table_6_3", "table_6_4", "--config", "preset=paper", f"resources_dir={res_dir}",
                     f"results_dir={tmp_path}/results")
     assert res.returncode == 0, res.stderr[-3000:]
     counts = job_counts(res.stdout)
