@@ -8,10 +8,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import torch
 
 from gan_core.errors import ConfigError, ReproError
-from gan_core.utils.device import resolve_device
+from gan_core.utils.device import resolve_device  # noqa: F401  (re-exported for the command lines)
 
 
 def parse_params(text: str | None) -> dict[str, Any]:
@@ -51,3 +50,17 @@ def run_cli(parser: argparse.ArgumentParser, argv: list[str] | None = None) -> i
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return 0
+
+
+def add_run_arguments(parser: argparse.ArgumentParser, out_help: str = "output folder") -> None:
+    """--out, --params, --seed, --device: the arguments every downstream job takes."""
+    parser.add_argument("--out", required=True, help=out_help)
+    parser.add_argument("--params", default="{}", help="JSON object (or .json file) of config overrides")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", default="auto", help="auto | cpu | cuda[:N]")
+
+
+def add_train_split_arguments(parser: argparse.ArgumentParser) -> None:
+    """--davis-root and --split-file of the jobs that train on a DAVIS-format train split."""
+    parser.add_argument("--davis-root", required=True)
+    parser.add_argument("--split-file", required=True, help="text file, one train sequence per line")

@@ -15,19 +15,17 @@ import json
 import logging
 import sys
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
-import torch
 
-from gan_core.errors import ConfigError, ReproError
 from gan_core.provenance import provenance
 from gan_core.utils.atomic import atomic_path, write_json
 from gan_core.utils.dataclass_config import from_dict
 
 from . import davis_eval
 from .osvos.config import OSVOSConfig
-from .cli_common import parse_params, resolve_device, run_cli, synthetic_settings
+from .cli_common import (add_run_arguments, add_train_split_arguments, parse_params, resolve_device, run_cli,
+                         synthetic_settings)
 from .osvos.data import read_sequence_list
 
 log = logging.getLogger("downstream.osvos_cli")
@@ -90,12 +88,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     a = sub.add_parser("parent", help="train a (tiny) parent network on a DAVIS-format train split")
-    a.add_argument("--davis-root", required=True)
-    a.add_argument("--split-file", required=True, help="text file, one train sequence per line")
-    a.add_argument("--out", required=True)
-    a.add_argument("--params", default="{}")
-    a.add_argument("--seed", type=int, default=0)
-    a.add_argument("--device", default="auto")
+    add_train_split_arguments(a)
+    add_run_arguments(a)
     a.set_defaults(func=cmd_parent)
 
     f = sub.add_parser("finetune", help="online fine-tuning on frame 0 and prediction of all frames (resumable)")
@@ -104,10 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--mode", required=True, choices=["2016", "2017"])
     f.add_argument("--parent", required=True, help="parent state dict (official parent_epoch-239.pth or ours)")
     f.add_argument("--synthetic-manifest", default="none", help="filtering manifest.json with 'kept', or 'none'")
-    f.add_argument("--out", required=True)
-    f.add_argument("--params", default="{}")
-    f.add_argument("--seed", type=int, default=0)
-    f.add_argument("--device", default="auto")
+    add_run_arguments(f)
     f.set_defaults(func=cmd_finetune)
 
     e = sub.add_parser("evaluate", help="DAVIS J&F of a results folder (<sequence>/<frame>.png)")

@@ -18,13 +18,14 @@ import logging
 import sys
 from pathlib import Path
 
-from gan_core.errors import ConfigError, MissingResourceError, ReproError
+from gan_core.errors import ConfigError, MissingResourceError
 from gan_core.provenance import provenance
 from gan_core.utils.atomic import write_json
 from gan_core.utils.dataclass_config import from_dict, to_dict
 
 from .osvos.data import read_sequence_list
-from .cli_common import parse_params, resolve_device, run_cli, synthetic_settings
+from .cli_common import (add_run_arguments, add_train_split_arguments, parse_params, resolve_device, run_cli,
+                         synthetic_settings)
 from .stm.config import STMConfig
 
 log = logging.getLogger("downstream.stm_cli")
@@ -85,12 +86,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     t = sub.add_parser("train-tiny", help="train a tiny STM from scratch on a DAVIS-format train split (resumable)")
-    t.add_argument("--davis-root", required=True)
-    t.add_argument("--split-file", required=True, help="text file, one train sequence per line")
-    t.add_argument("--out", required=True)
-    t.add_argument("--params", default="{}")
-    t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--device", default="auto")
+    add_train_split_arguments(t)
+    add_run_arguments(t)
     t.set_defaults(func=cmd_train_tiny)
 
     r = sub.add_parser("run", help="segment one sequence with STM (official test protocol + synthetic memory)")
@@ -102,10 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--mode", required=True, choices=["2016", "2017"])
     r.add_argument("--weights", required=True, help="official STM_weights.pth or stm_tiny.pth")
     r.add_argument("--synthetic-manifest", default="none", help="filtering manifest.json with 'kept', or 'none'")
-    r.add_argument("--out", required=True)
-    r.add_argument("--params", default="{}")
-    r.add_argument("--seed", type=int, default=0, help="seeds the draw of the synthetic pairs")
-    r.add_argument("--device", default="auto")
+    add_run_arguments(r)  # --seed draws the synthetic pairs
     r.set_defaults(func=cmd_run)
     return p
 

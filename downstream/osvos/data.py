@@ -7,7 +7,6 @@ into one foreground (ids > 0, void excluded), as the DAVIS-16 evaluation from a 
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +17,7 @@ from gan_core.errors import ConfigError, DataError
 from gan_core.utils.images import read_image, read_mask
 
 from .config import CAFFE_MEAN_BGR, IMAGENET_MEAN_RGB, IMAGENET_STD_RGB
+from gan_core.utils.jsonfile import read_json
 
 VOID = 255
 MODES = ("2016", "2017")
@@ -30,22 +30,22 @@ def check_mode(mode: str) -> str:
     return mode
 
 
+def _sequence_files(davis_root: str | Path, kind: str, sequence: str, pattern: str) -> list[Path]:
+    folder = Path(davis_root) / kind / "480p" / sequence
+    files = sorted(folder.glob(pattern))
+    if not files:
+        raise DataError(folder, f"no {pattern} files found (expected DAVIS layout {kind}/480p/<sequence>/)")
+    return files
+
+
 def sequence_frames(davis_root: str | Path, sequence: str) -> list[Path]:
     """Sorted JPEG frames of a sequence; DataError if there are none."""
-    folder = Path(davis_root) / "JPEGImages" / "480p" / sequence
-    frames = sorted(folder.glob("*.jpg"))
-    if not frames:
-        raise DataError(folder, "no .jpg frames found (expected DAVIS layout JPEGImages/480p/<sequence>/)")
-    return frames
+    return _sequence_files(davis_root, "JPEGImages", sequence, "*.jpg")
 
 
 def sequence_annotations(davis_root: str | Path, sequence: str) -> list[Path]:
     """Sorted annotation PNGs of a sequence; DataError if there are none."""
-    folder = Path(davis_root) / "Annotations" / "480p" / sequence
-    masks = sorted(folder.glob("*.png"))
-    if not masks:
-        raise DataError(folder, "no .png annotations found (expected DAVIS layout Annotations/480p/<sequence>/)")
-    return masks
+    return _sequence_files(davis_root, "Annotations", sequence, "*.png")
 
 
 def read_sequence_list(path: str | Path) -> list[str]:
@@ -121,12 +121,7 @@ def read_synthetic_manifest(path: str | Path) -> list[tuple[Path, Path]]:
     folder (absolute paths are accepted as they are).
     """
     path = Path(path)
-    if not path.is_file():
-        raise DataError(path, "synthetic manifest does not exist")
-    try:
-        data = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise DataError(path, f"not valid JSON ({exc})") from exc
+    data = read_json(path, "synthetic manifest")
     kept = data.get("kept") if isinstance(data, dict) else None
     if not isinstance(kept, list):
         raise DataError(path, "manifest has no list 'kept'")

@@ -23,7 +23,6 @@ individual episodes differ from the official ones; the protocol is the same).
 """
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +34,7 @@ from PIL import Image, UnidentifiedImageError
 from gan_core.errors import ConfigError, DataError
 
 from ..osvos.data import read_synthetic_manifest
+from gan_core.utils.jsonfile import read_json
 
 log = logging.getLogger("downstream.repri")
 NUM_FOLDS = 4
@@ -141,12 +141,7 @@ def read_support_pool(path: str | Path, index: DatasetIndex) -> dict[int, list[i
     ``"classes"``). Unknown classes/images raise DataError; images where the class is not eligible are dropped
     with a warning (see module docstring)."""
     path = Path(path)
-    if not path.is_file():
-        raise DataError(path, "support pool file does not exist")
-    try:
-        data = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise DataError(path, f"not valid JSON ({exc})") from exc
+    data = read_json(path, "support pool file")
     if isinstance(data, dict) and isinstance(data.get("classes"), dict):
         data = data["classes"]
     if not isinstance(data, dict):

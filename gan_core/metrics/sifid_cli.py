@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import csv
 import io
-import json
 import os
 import sys
 from pathlib import Path
@@ -41,6 +40,7 @@ from .filtering import n_dropped, rank_filter
 from .inception import BLOCK_DIMS, SIFIDInception
 from .sifid import sifid_per_sample
 from ..utils.device import resolve_device
+from ..utils.jsonfile import read_json
 
 WEIGHTS_WHAT = "torchvision ImageNet Inception-v3 weights for SIFID (inception_v3_google-0cc3c7bd.pth)"
 
@@ -58,12 +58,7 @@ def parse_layers(text: str) -> tuple[int, ...]:
 def list_samples(samples_dir: Path) -> list[tuple[Path, Path]]:
     """(image, mask) paths of a sample folder (see the module docstring)."""
     index = samples_dir / "samples.json"
-    if not index.is_file():
-        raise DataError(index, "sample index does not exist (expected samples.json in the sample folder)")
-    try:
-        data = json.loads(index.read_text())
-    except json.JSONDecodeError as exc:
-        raise DataError(index, f"not valid JSON ({exc})") from exc
+    data = read_json(index, "sample index (samples.json in the sample folder)")
     entries = data.get("samples") if isinstance(data, dict) else data
     if isinstance(entries, list) and entries and all(isinstance(e, dict) and "image" in e for e in entries):
         pairs = []

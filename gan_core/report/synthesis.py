@@ -8,13 +8,13 @@ out of the mean and counted, never replaced by a number.
 """
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from ..errors import DataError
 from ..utils.atomic import write_json
+from ..utils.jsonfile import read_json
 
 METRICS = ("sifid", "lpips", "miou")
 AVERAGED = METRICS + ("miou_thresholded",)
@@ -27,13 +27,7 @@ DEFINITIONS = {
 
 
 def read_metric_file(path: str | Path) -> dict[str, Any]:
-    path = Path(path)
-    try:
-        return json.loads(path.read_text())
-    except OSError as exc:
-        raise DataError(path, f"cannot read the metric file ({exc})") from exc
-    except json.JSONDecodeError as exc:
-        raise DataError(path, f"metric file is not valid JSON ({exc})") from exc
+    return read_json(path, "metric file")
 
 
 def _number(value: Any) -> float | None:

@@ -20,6 +20,7 @@ import pandas as pd
 
 from ..errors import DataError
 from ..utils.atomic import write_text
+from ..utils.jsonfile import read_json
 
 PRESET_BANNER = {
     "tiny": ("TINY PRESET: embedded synthetic data, tiny networks, random-init evaluation networks, few "
@@ -53,12 +54,7 @@ class Cell:
 def read_metric(path: str | Path, key: str) -> tuple[float, dict[str, Any]]:
     """Read ``key`` from a metric JSON file written by a workflow rule."""
     path = Path(path)
-    try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError as exc:
-        raise DataError(path, "metric file does not exist") from exc
-    except json.JSONDecodeError as exc:
-        raise DataError(path, f"metric file is not valid JSON ({exc})") from exc
+    data = read_json(path, "metric file")
     if key not in data:
         raise DataError(path, f"metric {key!r} not in file (keys: {sorted(data)})")
     value = data[key]
