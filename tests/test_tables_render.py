@@ -100,3 +100,17 @@ def test_missing_or_bad_metric_file_names_the_file(tmp_path):
     nan.write_text(json.dumps({"J&F": "high"}))
     with pytest.raises(DataError, match="not a number"):
         tables.read_metric(nan, "J&F")
+
+
+def test_cell_not_built_is_reported_never_a_number(tmp_path):
+    plan = _plan(tmp_path)
+    plan["rows"]["osvos_none"]["cells"]["b"] = [{"not_built": "segmenter X not implemented"},
+                                                {"not_built": "segmenter X not implemented"}]
+    df = tables.build_rows("table_9_9", THESIS, plan, tables.collect(plan))
+    b = df[(df.row == "osvos_none") & (df.column == "b")].iloc[0]
+    assert b.status == "not built yet: segmenter X not implemented"
+    assert b.ours_mean is None or math.isnan(b.ours_mean)
+    a = df[(df.row == "osvos_none") & (df.column == "a")].iloc[0]
+    assert a.status.startswith("computed")
+    md = tables.to_markdown(df, THESIS, "tiny")
+    assert "not built yet: segmenter X not implemented" in md

@@ -39,6 +39,7 @@ class Cell:
     config_hashes: set[str] = field(default_factory=set)
     commits: set[str] = field(default_factory=set)
     labels: set[str] = field(default_factory=set)
+    not_built: set[str] = field(default_factory=set)  # reasons of cells a builder cannot compute yet
 
     @property
     def mean(self) -> float:
@@ -70,6 +71,9 @@ def collect(plan: Mapping[str, Any]) -> dict[tuple[str, str], Cell]:
         for col_id, entries in row.get("cells", {}).items():
             cell = cells.setdefault((row_id, col_id), Cell())
             for entry in entries:
+                if "not_built" in entry:  # a builder's honest "this cell is not computable yet"
+                    cell.not_built.add(str(entry["not_built"]))
+                    continue
                 value, prov = read_metric(entry["file"], entry["key"])
                 cell.values.append(value * float(entry.get("scale", 1.0)))
                 cell.seeds.append(int(entry["seed"]))
@@ -106,6 +110,8 @@ def build_rows(table_id: str, thesis: Mapping[str, Any], plan: Mapping[str, Any]
             cell = cells.get((row_id, col))
             if p_row is None:
                 rec["status"] = _status_for_unbuilt(t_row, plan)
+            elif cell is not None and cell.not_built and not cell.values:
+                rec["status"] = "not built yet: " + "; ".join(sorted(cell.not_built))
             elif cell is None or not cell.values:
                 rec["status"] = "no cell wired for this column"
             else:

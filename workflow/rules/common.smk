@@ -30,6 +30,7 @@ THREADS = CFG.get("threads", 2)
 
 wildcard_constraints:
     year="2016|2017",
+    collection=r"davis2016|davis2017|coco20i_fold[0-3]",
     seed=r"\d+",
     seq=r"[A-Za-z0-9_.\-]+",
     variant=r"[A-Za-z0-9_\-]+",

@@ -1,4 +1,8 @@
 # OSMIS / SIV-GAN: train one model per training pair, sample a pool, score and filter it.
+#
+# A training pair is <R>/data/pairs/<collection>/<pair>/{image,mask}.png; collections are the DAVIS
+# first frames (davis2016 / davis2017, rule first_frame_pair) and the COCO-20i support images
+# (coco20i_fold<k>, rules in repri.smk). Paths below are the same for every collection.
 
 
 def osmis_params(variant):
@@ -14,23 +18,23 @@ def osmis_params(variant):
 
 
 def osmis_run_dir(wc):
-    return f"{R}/train/osmis/{wc.variant}/davis{wc.year}/{wc.seq}/seed{wc.seed}"
+    return f"{R}/train/osmis/{wc.variant}/{wc.collection}/{wc.seq}/seed{wc.seed}"
 
 
 rule train_osmis:
     input:
-        image=f"{R}/data/pairs/davis{{year}}/{{seq}}/image.png",
-        mask=f"{R}/data/pairs/davis{{year}}/{{seq}}/mask.png",
+        image=f"{R}/data/pairs/{{collection}}/{{seq}}/image.png",
+        mask=f"{R}/data/pairs/{{collection}}/{{seq}}/mask.png",
     output:
-        f"{R}/train/osmis/{{variant}}/davis{{year}}/{{seq}}/seed{{seed}}/done.json",
+        f"{R}/train/osmis/{{variant}}/{{collection}}/{{seq}}/seed{{seed}}/done.json",
     params:
         out=osmis_run_dir,
         cfg=lambda wc: as_json(osmis_params(wc.variant)),
         extra=("--bf16 " if CFG.get("bf16") else "") + ("--channels-last" if CFG.get("channels_last") else ""),
     log:
-        f"{R}/logs/train_osmis/{{variant}}/davis{{year}}/{{seq}}/seed{{seed}}.log",
+        f"{R}/logs/train_osmis/{{variant}}/{{collection}}/{{seq}}/seed{{seed}}.log",
     benchmark:
-        f"{R}/benchmarks/train_osmis/{{variant}}/davis{{year}}/{{seq}}/seed{{seed}}.tsv"
+        f"{R}/benchmarks/train_osmis/{{variant}}/{{collection}}/{{seq}}/seed{{seed}}.tsv"
     threads: THREADS
     resources:
         mem_mb=8000,
@@ -43,18 +47,18 @@ rule train_osmis:
 
 rule sample_osmis:
     input:
-        f"{R}/train/osmis/{{variant}}/davis{{year}}/{{seq}}/seed{{seed}}/done.json",
+        f"{R}/train/osmis/{{variant}}/{{collection}}/{{seq}}/seed{{seed}}/done.json",
     output:
-        f"{R}/samples/osmis/{{variant}}/davis{{year}}/{{seq}}/seed{{seed}}/samples.json",
+        f"{R}/samples/osmis/{{variant}}/{{collection}}/{{seq}}/seed{{seed}}/samples.json",
     params:
         run=osmis_run_dir,
-        out=lambda wc: f"{R}/samples/osmis/{wc.variant}/davis{wc.year}/{wc.seq}/seed{wc.seed}",
+        out=lambda wc: f"{R}/samples/osmis/{wc.variant}/{wc.collection}/{wc.seq}/seed{wc.seed}",
         n=CFG["sampling"]["n"],
         seed=CFG["sampling"]["seed"],
     log:
-        f"{R}/logs/sample_osmis/{{variant}}/davis{{year}}/{{seq}}/seed{{seed}}.log",
+        f"{R}/logs/sample_osmis/{{variant}}/{{collection}}/{{seq}}/seed{{seed}}.log",
     benchmark:
-        f"{R}/benchmarks/sample_osmis/{{variant}}/davis{{year}}/{{seq}}/seed{{seed}}.tsv"
+        f"{R}/benchmarks/sample_osmis/{{variant}}/{{collection}}/{{seq}}/seed{{seed}}.tsv"
     threads: THREADS
     resources:
         mem_mb=8000,
@@ -68,11 +72,11 @@ rule sifid_filter:
     # Per-sample SIFID at the four InceptionV3 layers against the training image,
     # rank average, drop the worst fraction (thesis l.1835, Table 6.8).
     input:
-        samples=f"{R}/samples/osmis/{{variant}}/davis{{year}}/{{seq}}/seed{{seed}}/samples.json",
-        real=f"{R}/data/pairs/davis{{year}}/{{seq}}/image.png",
+        samples=f"{R}/samples/osmis/{{variant}}/{{collection}}/{{seq}}/seed{{seed}}/samples.json",
+        real=f"{R}/data/pairs/{{collection}}/{{seq}}/image.png",
         weights=lambda wc: metric_weights_input("sifid_weights"),
     output:
-        f"{R}/filtered/osmis/{{variant}}/davis{{year}}/{{seq}}/seed{{seed}}/{{selection}}/manifest.json",
+        f"{R}/filtered/osmis/{{variant}}/{{collection}}/{{seq}}/seed{{seed}}/{{selection}}/manifest.json",
     params:
         samples=lambda wc, input: str(Path(input.samples).parent),
         out=lambda wc, output: str(Path(output[0]).parent),
@@ -82,9 +86,9 @@ rule sifid_filter:
         batch=CFG["metrics"]["sifid_batch_size"],
         min_side=CFG["metrics"].get("sifid_min_side", 0),
     log:
-        f"{R}/logs/sifid_filter/{{variant}}/davis{{year}}/{{seq}}/seed{{seed}}/{{selection}}.log",
+        f"{R}/logs/sifid_filter/{{variant}}/{{collection}}/{{seq}}/seed{{seed}}/{{selection}}.log",
     benchmark:
-        f"{R}/benchmarks/sifid_filter/{{variant}}/davis{{year}}/{{seq}}/seed{{seed}}/{{selection}}.tsv"
+        f"{R}/benchmarks/sifid_filter/{{variant}}/{{collection}}/{{seq}}/seed{{seed}}/{{selection}}.tsv"
     threads: THREADS
     resources:
         mem_mb=16000,

@@ -10,7 +10,10 @@ def table_seeds(table_id):
 
 
 def table_plan(table_id):
-    """Which metric file holds each (row, column, seed) cell of a wired table."""
+    """Which metric file holds each (row, column, seed) cell of a wired table.
+
+    A builder returns {"file", "key", "seed", "scale"} for a computable cell, or {"not_built": reason}
+    for a cell whose system does not exist yet (rendered as "not built yet: reason", never as a number)."""
     wiring = CFG["tables"][table_id]
     builder = BUILDERS[wiring["builder"]]
     rows = {}
@@ -24,7 +27,8 @@ def table_plan(table_id):
 
 def plan_files(table_id):
     plan = table_plan(table_id)
-    return sorted({e["file"] for row in plan["rows"].values() for es in row["cells"].values() for e in es})
+    return sorted({e["file"] for row in plan["rows"].values() for es in row["cells"].values() for e in es
+                   if "file" in e})
 
 
 def not_built_message(table_id):
