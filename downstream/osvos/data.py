@@ -75,6 +75,21 @@ def object_ids(label: np.ndarray, mode: str, path: str | Path) -> list[int]:
     return [1] if mode == "2016" else ids
 
 
+def untracked_objects(davis_root: str | Path, sequence: str, ids: list[int], mode: str) -> list[int]:
+    """Ids that appear in later annotations (those that exist) but not in frame 0 (2017 mode only).
+
+    DAVIS-17 semi-supervised semantics (README "Bad input"): only the objects of the first-frame mask are
+    given, so OSVOS and STM segment only those; the davis2017-evaluation toolkit scores objects
+    ``1..max(first GT frame)`` (``downstream.davis_eval``), so a later-appearing id above that maximum is not
+    scored either. Callers log a warning and record the ids in ``done.json`` (``untracked_objects``)."""
+    if mode == "2016":
+        return []
+    seen: set[int] = set()
+    for ann in sequence_annotations(davis_root, sequence)[1:]:
+        seen.update(int(v) for v in np.unique(read_mask(ann)))
+    return sorted(seen - set(ids) - {0, VOID})
+
+
 def images_to_tensor(images: list[np.ndarray]) -> torch.Tensor:
     """uint8 HxWx3 arrays (same size) -> uint8 tensor (N,3,H,W)."""
     return torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).contiguous()

@@ -15,6 +15,13 @@ DAVIS-17 (OUR RULE, the thesis is silent): one binary model per object id of the
 with the highest probability, background where all per-object probabilities are below ``threshold``.
 DAVIS-16: objects merged into one foreground, one model, labels 0/1.
 
+Bad input (README "Bad input"): an object id that appears only after frame 0 (2017 mode) is not segmented
+(predicted as background, as STM does; the DAVIS-17 toolkit scores objects 1..max(first frame)): a warning is
+logged and the ids are recorded in ``done.json`` (``untracked_objects``). A synthetic pool smaller than the
+number of synthetic pairs per batch (``cfg.n_synthetic``) is still used: pairs are drawn with replacement, so
+some repeat within a batch (warning). An empty pool is a DataError naming the manifest
+(``data.read_synthetic_manifest``).
+
 Predictions are written as indexed DAVIS-palette PNGs holding object ids (never soft maps).
 """
 from __future__ import annotations
@@ -109,6 +116,10 @@ class FinetuneTrainer:
                 raise ConfigError("OSVOSConfig.synthetic is true but no synthetic pairs were given")
             if tuple(syn_images.shape[-2:]) != tuple(image.shape[-2:]):
                 raise ValueError("synthetic images must be resized to the frame size first")
+            if len(syn_images) < cfg.n_synthetic:
+                log.warning("synthetic pool has %d pair(s) < %d per batch (synthetic_ratio %.2f); pairs are drawn "
+                            "with replacement and repeat within a batch", len(syn_images), cfg.n_synthetic,
+                            cfg.synthetic_ratio)
             self.syn_images = syn_images.to(self.device)
             self.syn_masks = syn_masks[:, None].float().to(self.device)
         self.last_synthetic_index: torch.Tensor | None = None
@@ -219,6 +230,10 @@ def finetune_sequence(davis_root: str | Path, sequence: str, mode: str, parent: 
     if first_label.shape != first_image.shape[:2]:
         raise DataError(ann_path, f"annotation size {first_label.shape[::-1]} differs from frame {frame_paths[0]}")
     ids = data.object_ids(first_label, mode, ann_path)
+    untracked = data.untracked_objects(davis_root, sequence, ids, mode)
+    if untracked:
+        log.warning("%s: objects %s appear after frame 0; OSVOS fine-tunes only on the objects of frame 0 %s, so "
+                    "they are predicted as background", sequence, untracked, ids)
     size = cfg.resolution or tuple(first_image.shape[:2])
 
     image = data.resize_images(data.images_to_tensor([first_image]), size)[0]
@@ -258,7 +273,7 @@ def finetune_sequence(davis_root: str | Path, sequence: str, mode: str, parent: 
         for p, lab in zip(chunk, labels):
             write_mask(pred_dir / f"{p.stem}.png", lab, palette=True)
 
-    meta = {"sequence": sequence, "mode": mode, "objects": ids, "seed": int(seed), "n_frames": len(frame_paths),
+    meta = {"sequence": sequence, "mode": mode, "objects": ids, "untracked_objects": untracked, "seed": int(seed), "n_frames": len(frame_paths),
             "synthetic_pool": n_pool, "parent": str(parent), "config": to_dict(cfg),
             "provenance": provenance(to_dict(cfg), seed=int(seed))}
     write_json(done_path, meta)

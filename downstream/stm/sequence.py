@@ -66,14 +66,7 @@ def first_frame_objects(first_label: np.ndarray, mode: str, ann_path: Path) -> l
     return data.object_ids(first_label, mode, ann_path)
 
 
-def untracked_objects(davis_root: str | Path, sequence: str, ids: list[int], mode: str) -> list[int]:
-    """Ids that appear in later annotations (those that exist) but not in frame 0 (2017 mode only)."""
-    if mode == "2016":
-        return []
-    seen: set[int] = set()
-    for ann in data.sequence_annotations(davis_root, sequence)[1:]:
-        seen.update(int(v) for v in np.unique(read_mask(ann)))
-    return sorted(seen - set(ids) - {0, VOID})
+untracked_objects = data.untracked_objects  # shared with OSVOS (downstream.osvos.data)
 
 
 def standard_memory_pairs(pool: tuple[torch.Tensor, torch.Tensor] | None, first_image: np.ndarray,

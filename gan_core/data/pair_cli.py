@@ -4,10 +4,16 @@
 
 DAVIS-16 mode merges all objects into one foreground label; DAVIS-17 mode keeps the
 object ids (void 255 becomes background). The mask is written as a DAVIS-palette PNG.
+
+Bad input (README "Bad input"): a grayscale / palette / RGBA frame is converted to RGB with a warning naming
+the file (``gan_core.utils.images.read_image``); a frame/mask size mismatch or an empty first-frame mask is a
+DataError naming the files (exit code 1). Binary 0/255 and 0/1 grayscale annotations are read as object 1,
+grayscale label maps of small ids and palette PNGs keep their ids.
 """
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 
 from ..errors import ReproError
@@ -23,6 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out-image", required=True)
     ap.add_argument("--out-mask", required=True)
     args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
         image, mask = DavisDataset(args.davis_root).first_frame_pair(args.sequence, args.mode)
     except ReproError as exc:
