@@ -114,3 +114,54 @@ def labelmix_consistency(d_mixed: torch.Tensor, d_real: torch.Tensor, d_fake: to
                          mask: torch.Tensor) -> torch.Tensor:
     """Thesis Eq. 4.4 (mean-reduced, see module doc): || D(LabelMix(x, x^)) - LabelMix(D(x), D(x^)) ||^2."""
     return F.mse_loss(d_mixed.float(), labelmix(d_real, d_fake, mask).float())
+
+
+# --- CutMix (thesis Table 4.11) -------------------------------------------------------------------
+MIXING = ("labelmix", "cutmix", "none")
+
+
+def cutmix_mask(label: torch.Tensor, per_image: bool = False,
+                generator: torch.Generator | None = None) -> torch.Tensor:
+    """CutMix mask M (B, 1, H, W) (Yun et al. 2019, compared with LabelMix in thesis l.1326-1331): M = 0 inside
+    one rectangle and 1 elsewhere, so ``labelmix(a, b, M)`` keeps ``a`` outside the box and pastes ``b`` inside
+    ("x~ = M * x_A + (1 - M) * x_B"). lambda ~ U(0, 1) (Beta(1, 1)); box sides H*sqrt(1-lambda), W*sqrt(1-lambda)
+    around a uniform centre, clipped to the image. One box for the whole batch (``per_image=False``; CutMix
+    draws one box per mini-batch, our reading of the CutMix paper's algorithm) or one per image. Unlike
+    LabelMix the mask ignores the label map, which only gives B, H, W (and the device)."""
+    idx = label_indices(label)
+    b, h, w = idx.shape
+    n = b if per_image else 1
+    dev = idx.device if generator is None else generator.device
+    lam, cy, cx = torch.rand((3, n), generator=generator, device=dev).to(idx.device)
+    cut = torch.sqrt(1.0 - lam)
+    cy, cx = cy * h, cx * w
+    y0 = (cy - cut * h / 2).round().clamp(0, h).long()
+    y1 = (cy + cut * h / 2).round().clamp(0, h).long()
+    x0 = (cx - cut * w / 2).round().clamp(0, w).long()
+    x1 = (cx + cut * w / 2).round().clamp(0, w).long()
+    ys = torch.arange(h, device=idx.device).view(1, h, 1)
+    xs = torch.arange(w, device=idx.device).view(1, 1, w)
+    inside = ((ys >= y0.view(n, 1, 1)) & (ys < y1.view(n, 1, 1))
+              & (xs >= x0.view(n, 1, 1)) & (xs < x1.view(n, 1, 1)))
+    return (~inside).float().expand(b, h, w).unsqueeze(1).contiguous()
+
+
+def mixing_mask(label: torch.Tensor, mode: str, per_image: bool = False,
+                generator: torch.Generator | None = None) -> torch.Tensor | None:
+    """The consistency-regularisation mask of ``mode`` in ``MIXING`` (thesis Table 4.11): LabelMix, CutMix,
+    or None for "none". Both masks mix with :func:`labelmix` and enter :func:`labelmix_consistency`."""
+    if mode == "labelmix":
+        return labelmix_mask(label, per_image=per_image, generator=generator)
+    if mode == "cutmix":
+        return cutmix_mask(label, per_image=per_image, generator=generator)
+    if mode == "none":
+        return None
+    raise ValueError(f"mixing must be one of {MIXING}, got {mode!r}")
+
+
+def mixed_n_plus_one_target(label: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Per-pixel (N+1)-class identity of a mixed image ``labelmix(real, fake, mask)`` whose real and fake parts
+    share the label map: class c + 1 where the pixel comes from the real image (M = 1), 0 (fake) elsewhere."""
+    real = n_plus_one_target(label, True)
+    m = mask[:, 0] if mask.dim() == 4 else mask
+    return torch.where(m.bool(), real, torch.zeros_like(real))

@@ -28,6 +28,8 @@ import torch.nn.functional as F
 
 from .blocks import LRELU_SLOPE, refresh_spectral_norm, sn_conv
 from .oasis_config import OASISConfig
+# SPADE / SPADEResBlock are shared with the SPADE+ baseline (nets/spade.py); re-exported here.
+from .spade_blocks import SPADE, SPADENormSpec, SPADEResBlock  # noqa: F401
 
 NOISE_MODES = ("image", "region", "pixel", "mixed")
 
@@ -53,49 +55,10 @@ def init_oasis_weights(module: nn.Module, gain: float = 0.02) -> None:
 # --------------------------------------------------------------------------------------------------
 # Generator
 # --------------------------------------------------------------------------------------------------
-class SPADE(nn.Module):
-    """out = norm(x) * (1 + gamma(seg)) + beta(seg), parameter-free norm, seg nearest-resized to x
-    (reference notes §1.2). Keys: first_norm.*, mlp_shared.0.*, mlp_gamma.*, mlp_beta.*."""
-
-    def __init__(self, norm_nc: int, label_nc: int, cfg: OASISConfig):
-        super().__init__()
-        if cfg.param_free_norm == "batch":
-            self.first_norm = nn.BatchNorm2d(norm_nc, affine=False)
-        else:
-            self.first_norm = nn.InstanceNorm2d(norm_nc, affine=False)
-        ks, pad = cfg.spade_ks, cfg.spade_ks // 2
-        self.mlp_shared = nn.Sequential(nn.Conv2d(label_nc, cfg.spade_hidden, ks, padding=pad), nn.ReLU())
-        self.mlp_gamma = nn.Conv2d(cfg.spade_hidden, norm_nc, ks, padding=pad)
-        self.mlp_beta = nn.Conv2d(cfg.spade_hidden, norm_nc, ks, padding=pad)
-
-    def forward(self, x: torch.Tensor, seg: torch.Tensor) -> torch.Tensor:
-        seg = F.interpolate(seg, size=x.shape[-2:], mode="nearest")
-        h = self.mlp_shared(seg)
-        return self.first_norm(x) * (1 + self.mlp_gamma(h)) + self.mlp_beta(h)
-
-
-class SPADEResBlock(nn.Module):
-    """dx = conv_1(lrelu(norm_1(conv_0(lrelu(norm_0(x)))))); shortcut conv_s(norm_s(x)) if fin != fout
-    (1x1, no bias); SN on conv_0/conv_1/conv_s only (reference notes §1.2)."""
-
-    def __init__(self, fin: int, fout: int, cfg: OASISConfig):
-        super().__init__()
-        mid = min(fin, fout)
-        label_nc = cfg.label_input_nc
-        self.learned_shortcut = fin != fout
-        self.conv_0 = sn_conv(fin, mid, 3)
-        self.conv_1 = sn_conv(mid, fout, 3)
-        self.norm_0 = SPADE(fin, label_nc, cfg)
-        self.norm_1 = SPADE(mid, label_nc, cfg)
-        if self.learned_shortcut:
-            self.conv_s = sn_conv(fin, fout, 1, bias=False)
-            self.norm_s = SPADE(fin, label_nc, cfg)
-
-    def forward(self, x: torch.Tensor, seg: torch.Tensor) -> torch.Tensor:
-        s = self.conv_s(self.norm_s(x, seg)) if self.learned_shortcut else x
-        dx = self.conv_0(F.leaky_relu(self.norm_0(x, seg), LRELU_SLOPE))
-        dx = self.conv_1(F.leaky_relu(self.norm_1(dx, seg), LRELU_SLOPE))
-        return s + dx
+def spade_spec(cfg: OASISConfig) -> SPADENormSpec:
+    """The SPADE layers of the OASIS generator: conditioned on noise ⊕ label (thesis l.1093)."""
+    return SPADENormSpec(label_nc=cfg.label_input_nc, hidden=cfg.spade_hidden, kernel=cfg.spade_ks,
+                         param_free_norm=cfg.param_free_norm)
 
 
 def _as_mask(region_mask: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
@@ -153,6 +116,33 @@ def sample_noise(label: torch.Tensor, z_dim: int, mode: str = "image", region_ma
     raise ValueError(f"noise_mode must be one of {NOISE_MODES}, got {mode!r}")
 
 
+def noise_label_conditioning(label: torch.Tensor, semantic_nc: int, z_dim: int | None,
+                             z: torch.Tensor | None = None, noise_mode: str = "image",
+                             region_mask: torch.Tensor | None = None,
+                             generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """(noise ⊕ label, noise map) for a generator conditioned on 3D noise (thesis l.1093); noise channels
+    first, as in the released weights. ``z_dim=None``: no 3D noise, returns (label, None). ``z``: None
+    (sampled by ``noise_mode``), a (B, z_dim) vector (broadcast, image level) or a (B, z_dim, H, W) map."""
+    if label.dim() != 4 or label.shape[1] != semantic_nc:
+        raise ValueError(f"label must be one-hot (B, {semantic_nc}, H, W), got {tuple(label.shape)}")
+    if z_dim is None:
+        return label, None
+    b, _, h, w = label.shape
+    if z is None:
+        z_map = sample_noise(label, z_dim, noise_mode, region_mask, generator)
+    elif z.dim() == 2:
+        z_map = z.to(label).view(b, z_dim, 1, 1).expand(b, z_dim, h, w)
+    elif z.dim() == 4:
+        z_map = z.to(label)
+        if z_map.shape[1] != z_dim:
+            raise ValueError(f"z map must have {z_dim} channels, got {z_map.shape[1]}")
+        if z_map.shape[-2:] != (h, w):
+            z_map = F.interpolate(z_map, size=(h, w), mode="nearest")
+    else:
+        raise ValueError(f"z must be (B, z_dim) or (B, z_dim, H, W), got {tuple(z.shape)}")
+    return torch.cat((z_map, label), dim=1), z_map
+
+
 class OASISGenerator(nn.Module):
     """OASIS G (reference notes §1.2). Keys: fc.*, body.i.{conv_0,conv_1,conv_s,norm_0,norm_1,norm_s}.*,
     conv_img.*."""
@@ -163,33 +153,17 @@ class OASISGenerator(nn.Module):
         ch = [w * cfg.ch_G for w in (16, 16, 16, 8, 4, 2, 1)]  # reference notes §1.2
         self.channels = ch
         self.fc = nn.Conv2d(cfg.label_input_nc, ch[0], 3, padding=1)
-        self.body = nn.ModuleList(SPADEResBlock(ch[i], ch[i + 1], cfg) for i in range(cfg.num_res_blocks))
+        spec = spade_spec(cfg)
+        self.body = nn.ModuleList(SPADEResBlock(ch[i], ch[i + 1], spec) for i in range(cfg.num_res_blocks))
         self.conv_img = nn.Conv2d(ch[-1], 3, 3, padding=1)
         init_oasis_weights(self)
 
     def conditioning(self, label: torch.Tensor, z: torch.Tensor | None = None, noise_mode: str = "image",
                      region_mask: torch.Tensor | None = None,
                      generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """(noise ⊕ label, noise map). ``z``: None (sampled by ``noise_mode``), a (B, z_dim) vector
-        (broadcast, image level) or a (B, z_dim, H, W) noise map (used as is)."""
-        if label.dim() != 4 or label.shape[1] != self.cfg.semantic_nc:
-            raise ValueError(f"label must be one-hot (B, {self.cfg.semantic_nc}, H, W), got {tuple(label.shape)}")
-        if self.cfg.no_3dnoise:
-            return label, None
-        b, _, h, w = label.shape
-        if z is None:
-            z_map = sample_noise(label, self.cfg.z_dim, noise_mode, region_mask, generator)
-        elif z.dim() == 2:
-            z_map = z.to(label).view(b, self.cfg.z_dim, 1, 1).expand(b, self.cfg.z_dim, h, w)
-        elif z.dim() == 4:
-            z_map = z.to(label)
-            if z_map.shape[1] != self.cfg.z_dim:
-                raise ValueError(f"z map must have {self.cfg.z_dim} channels, got {z_map.shape[1]}")
-            if z_map.shape[-2:] != (h, w):
-                z_map = F.interpolate(z_map, size=(h, w), mode="nearest")
-        else:
-            raise ValueError(f"z must be (B, z_dim) or (B, z_dim, H, W), got {tuple(z.shape)}")
-        return torch.cat((z_map, label), dim=1), z_map
+        """(noise ⊕ label, noise map); see :func:`noise_label_conditioning`."""
+        return noise_label_conditioning(label, self.cfg.semantic_nc, None if self.cfg.no_3dnoise else self.cfg.z_dim,
+                                        z, noise_mode, region_mask, generator)
 
     def forward(self, label: torch.Tensor, z: torch.Tensor | None = None, noise_mode: str = "image",
                 region_mask: torch.Tensor | None = None, generator: torch.Generator | None = None,
@@ -248,23 +222,34 @@ class ResBlockD(nn.Module):
 
 class OASISDiscriminator(nn.Module):
     """U-Net segmenter with N+1 output channels at the input resolution (reference notes §1.3).
-    Keys: body_down.i.*, body_up.i.*, layer_up_last.*. Input sides must be divisible by 2^len(d_channels)."""
+    Keys: body_down.i.*, body_up.i.*, layer_up_last.*. Input sides must be divisible by 2^len(d_channels).
 
-    def __init__(self, cfg: OASISConfig):
+    ``in_channels`` / ``out_channels`` (defaults 3 and N+1 = the OASIS D) let the label-encoding ablation of
+    thesis Table 4.10 reuse the same U-Net: input concatenation (3 + N inputs, 1 output) and projection
+    (1 output); see ``nets/semantic_gan_factory.py``."""
+
+    def __init__(self, cfg: OASISConfig, in_channels: int = 3, out_channels: int | None = None):
         super().__init__()
         self.cfg = cfg
-        ch = (3,) + tuple(cfg.d_channels)
+        ch = (int(in_channels),) + tuple(cfg.d_channels)
         n = len(ch) - 1
         self.body_down = nn.ModuleList(ResBlockD(ch[i], ch[i + 1], "down", first=(i == 0)) for i in range(n))
         up = [ResBlockD(ch[-1], ch[-2], "up")]
         up += [ResBlockD(2 * ch[-1 - i], ch[-2 - i], "up") for i in range(1, n - 1)]
         up.append(ResBlockD(2 * ch[1], cfg.d_last_channels, "up"))
         self.body_up = nn.ModuleList(up)
-        self.layer_up_last = nn.Conv2d(cfg.d_last_channels, cfg.semantic_nc + 1, 1)
+        out_channels = cfg.semantic_nc + 1 if out_channels is None else int(out_channels)
+        self.layer_up_last = nn.Conv2d(cfg.d_last_channels, out_channels, 1)
+        self.feat_channels = cfg.d_last_channels  # channels of the input of layer_up_last
         init_oasis_weights(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(B, 3, H, W) images -> (B, N+1, H, W) logits; channel 0 = fake."""
+        return self.forward_features(x)[0]
+
+    def forward_features(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """(logits, features): the outputs of every encoder and decoder block, in order; the last feature
+        is the input of ``layer_up_last`` (used by feature matching and by the projection head)."""
         f = 2 ** len(self.body_down)
         if x.shape[-2] % f or x.shape[-1] % f:
             raise ValueError(f"OASIS D input sides must be divisible by {f}, got {tuple(x.shape[-2:])}")
@@ -272,7 +257,10 @@ class OASISDiscriminator(nn.Module):
         for block in self.body_down:
             x = block(x)
             skips.append(x)
+        feats = list(skips)
         x = self.body_up[0](x)
+        feats.append(x)
         for i in range(1, len(self.body_up)):
             x = self.body_up[i](torch.cat((skips[-i - 1], x), dim=1))
-        return self.layer_up_last(x)
+            feats.append(x)
+        return self.layer_up_last(x), feats
