@@ -1,4 +1,5 @@
-"""Merge the per-pool synthesis metrics of OSMIS (Tables 6.1-6.4) and average them over sequences.
+"""Merge the per-pool synthesis metrics of OSMIS (Tables 6.1-6.4) and SIV-GAN (Tables 5.1-5.6,
+Fig. 5.6), and average them over sequences / images / videos.
 
 Per pool three raw metric files exist (SIFID layer 0, LPIPS diversity, UNet mask alignment, each
 written by a metric CLI). :func:`merge_pool_metrics` turns them into one record with the keys the
@@ -64,19 +65,67 @@ def merge_pool_metrics(sifid_file: str | Path, lpips_file: str | Path, mask_file
 
 
 def average_over_sequences(files: Sequence[str | Path], sequences: Sequence[str], out: str | Path,
-                           provenance: Mapping[str, Any]) -> dict[str, Any]:
-    """Mean of every metric over the sequences (a metric missing in a pool is left out and counted)."""
+                           provenance: Mapping[str, Any], keys: Sequence[str] = AVERAGED) -> dict[str, Any]:
+    """Mean of every metric in ``keys`` over the sequences (a metric missing in a pool is left out and
+    counted). Also used for SIV-GAN's images / videos (``keys=SIVGAN_AVERAGED``)."""
     if len(files) != len(sequences):
         raise ValueError(f"{len(files)} files for {len(sequences)} sequences")
     pools = {seq: read_metric_file(f) for seq, f in zip(sequences, files)}
     record: dict[str, Any] = {"n_sequences": len(sequences), "n_per_metric": {}}
-    for key in AVERAGED:
+    for key in keys:
         present = [p[key] for p in pools.values() if p.get(key) is not None]
         record["n_per_metric"][key] = len(present)
         if present:  # no number at all -> the key is absent and the table names the file and key
             record[key] = float(sum(present) / len(present))
-    record["per_sequence"] = {seq: {k: p.get(k) for k in AVERAGED} for seq, p in pools.items()}
+    record["per_sequence"] = {seq: {k: p.get(k) for k in keys} for seq, p in pools.items()}
     labels = sorted({p.get("provenance", {}).get("weights_label", "") for p in pools.values()} - {""})
     record["provenance"] = {**provenance, "weights_label": " | ".join(labels)}
+    write_json(out, record)
+    return record
+
+
+# ------------------------------------------------------------------------------------ SIV-GAN
+# Tables 5.1-5.6 (thesis l.1472): SIFID at two Inception layers (mean and best over the samples),
+# LPIPS diversity, pixel diversity (Single Image only) and LPIPS to the nearest augmented training image.
+SIVGAN_METRICS = ("lpips", "pixel_div", "dist_train")
+SIVGAN_DEFINITIONS = {
+    "sifid_<k>": "mean over samples of SIFID at the Inception layer mapped to <k> (models.sivgan.evaluation."
+                 "sifid_layers: sifid_4 = H*W/4, sifid_16 = H*W/16, thesis l.1472); best_sifid_<k> = the minimum",
+    "lpips": "mean LPIPS(alex) over all pairs of generated images",
+    "pixel_div": "SinGAN pixel diversity (per-pixel std over the samples / std of the training image)",
+    "dist_train": "mean over samples of the LPIPS to the nearest augmented training image",
+}
+
+
+def sivgan_keys(sifid_layers: Mapping[str, int]) -> tuple[str, ...]:
+    """The averaged keys of a SIV-GAN pool for a {key: Inception layer} mapping."""
+    return tuple(sorted(sifid_layers)) + tuple(f"best_{k}" for k in sorted(sifid_layers)) + SIVGAN_METRICS
+
+
+def merge_sivgan_pool_metrics(files: Mapping[str, str | Path], sifid_layers: Mapping[str, int], out: str | Path,
+                              provenance: Mapping[str, Any]) -> dict[str, Any]:
+    """One JSON per SIV-GAN pool from the raw metric files ``files`` = {"sifid", "lpips", "dist_train",
+    optionally "pixel_div"}; ``sifid_layers`` maps table keys (sifid_4, sifid_16) to Inception layers."""
+    from ..metrics.inception import BLOCK_DIMS
+
+    raw = {name: read_metric_file(path) for name, path in files.items()}
+    record: dict[str, Any] = {}
+    sifid = raw["sifid"].get("value") or {}
+    for key, layer in sifid_layers.items():
+        for prefix in ("mean", "best"):
+            field = f"{prefix}_sifid_{BLOCK_DIMS[int(layer)]}"
+            if field not in sifid:
+                raise DataError(files["sifid"], f"no 'value.{field}' (SIFID at layer {layer}) in the file")
+            record[key if prefix == "mean" else f"best_{key}"] = _number(sifid[field])
+    for key in SIVGAN_METRICS:
+        if key in raw:
+            record[key] = _number(raw[key].get("value"))
+    labels = {k: v.get("weights_label") for k, v in raw.items()}
+    record.update({
+        "n_samples": len((raw["sifid"].get("details") or {}).get("per_sample", {})) or None,
+        "definitions": SIVGAN_DEFINITIONS,
+        "sources": {k: str(v) for k, v in files.items()},
+        "provenance": {**provenance, "weights_label": "; ".join(f"{k}: {v}" for k, v in labels.items() if v)},
+    })
     write_json(out, record)
     return record

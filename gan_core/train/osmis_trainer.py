@@ -1,4 +1,5 @@
-"""Training SIV-GAN / OSMIS on one image (and optionally its mask); plugs into ``run_training``.
+"""Training SIV-GAN / OSMIS on one image (and optionally its mask) or, for SIV-GAN's Single Video
+setting (thesis l.1468-1470), on all frames of a video; plugs into ``run_training``.
 
 One iteration (reference notes §2.5, thesis Sec. 5.2.3 / 6.3.1):
 
@@ -9,7 +10,9 @@ One iteration (reference notes §2.5, thesis Sec. 5.2.3 / 6.3.1):
    D(fake) -> fake loss; one Adam step on the sum.
 3. EMA of the generator weights (decay 0.9999, thesis l.1749).
 
-The batch consists of ``batch_size`` augmentations of the single training image / mask.
+The batch consists of ``batch_size`` augmentations of the single training image / mask; with several
+training images (video frames) each batch element is a frame drawn uniformly with replacement
+(thesis l.1462: "different augmentations of a single image or of video frames").
 All random numbers come from the torch generators, which the loop checkpoints, so a
 resumed run reproduces an uninterrupted one.
 """
@@ -18,7 +21,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import dataclasses
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 import torch
@@ -76,15 +79,39 @@ def training_architecture(cfg: OSMISConfig, height: int, width: int, source: str
         raise DataError(source, str(exc)) from exc
 
 
+def _as_frames(image, source) -> tuple[list[np.ndarray], list[str]]:
+    """One (H, W, 3) uint8 image, or a sequence / (N, H, W, 3) array of them, with their source names."""
+    if isinstance(image, np.ndarray) and image.ndim == 4:
+        frames = list(image)
+    elif isinstance(image, (list, tuple)):
+        frames = [np.asarray(f) for f in image]
+    else:
+        frames = [np.asarray(image)]
+    if not frames:
+        raise DataError(source if isinstance(source, str) else "<images>", "no training images")
+    if isinstance(source, str):
+        sources = [source] if len(frames) == 1 else [f"{source}[{i}]" for i in range(len(frames))]
+    else:
+        sources = [str(s) for s in source]
+        if len(sources) != len(frames):
+            raise ValueError(f"{len(sources)} source names for {len(frames)} images")
+    for f, src in zip(frames, sources):
+        if f.ndim != 3 or f.shape[2] != 3 or f.dtype != np.uint8:
+            raise DataError(src, f"image must be uint8 (H, W, 3), got {f.dtype} {f.shape}")
+    return frames, sources
+
+
 class OSMISTrainer:
     """Trainer protocol of ``gan_core.train.loop`` for SIV-GAN (mask None) or OSMIS (mask given)."""
 
-    def __init__(self, cfg: OSMISConfig, image: np.ndarray, mask: np.ndarray | None = None,
+    def __init__(self, cfg: OSMISConfig, image: np.ndarray | Sequence[np.ndarray], mask: np.ndarray | None = None,
                  device: torch.device | str = "cpu", amp_bf16: bool = False, channels_last: bool = False,
-                 source: str = "<image>", mask_source: str = "<mask>"):
-        image = np.asarray(image)
-        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-            raise DataError(source, f"image must be uint8 (H, W, 3), got {image.dtype} {image.shape}")
+                 source: str | Sequence[str] = "<image>", mask_source: str = "<mask>"):
+        frames, sources = _as_frames(image, source)
+        if len(frames) > 1 and mask is not None:
+            raise ConfigError("several training images with a mask: OSMIS trains on one image-mask pair; "
+                              "multi-frame training is SIV-GAN's Single Video setting (no masks)")
+        image, source = frames[0], sources[0]
         if mask is not None and tuple(np.shape(mask)) != image.shape[:2]:
             raise DataError(mask_source, f"mask size {np.shape(mask)} differs from image size {image.shape[:2]}")
         cfg, mask = resolve_mask_classes(cfg, mask, mask_source)
@@ -96,8 +123,11 @@ class OSMISTrainer:
 
         # --- the single training example at the training resolution -------------------------
         res = tuple(self.arch.resolution)
-        img = torch.tensor(image).permute(2, 0, 1)[None].float() / 127.5 - 1.0
-        img = F.interpolate(img, size=res, mode="bilinear", align_corners=False, antialias=True).clamp(-1, 1)
+        # every frame is resized to the architecture's resolution (set by the first frame / image_size)
+        img = torch.cat([F.interpolate(torch.tensor(f).permute(2, 0, 1)[None].float() / 127.5 - 1.0, size=res,
+                                       mode="bilinear", align_corners=False, antialias=True) for f in frames])
+        img = img.clamp(-1, 1)
+        self.n_real = img.shape[0]
         pyramid = [img]
         for _ in range(self.arch.n_low_level - 1):  # MSG inputs of real images (reference notes §2.4)
             pyramid.insert(0, F.avg_pool2d(pyramid[0], 2))
@@ -201,7 +231,11 @@ class OSMISTrainer:
 
     def _discriminator_step(self, iteration: int, names: list[str], values: list[torch.Tensor]) -> None:
         cfg, b = self.cfg, self.cfg.batch_size
-        real_images = [x.expand(b, -1, -1, -1) for x in self.real_images]
+        if self.n_real == 1:
+            real_images = [x.expand(b, -1, -1, -1) for x in self.real_images]
+        else:  # Single Video: a batch of frames drawn with replacement (CPU generator, checkpointed)
+            idx = torch.randint(self.n_real, (b,)).to(self.device, non_blocking=True)
+            real_images = [x.index_select(0, idx) for x in self.real_images]
         real_mask = self.real_mask.expand(b, -1, -1, -1) if self.real_mask is not None else None
         with self._autocast():
             r_images, r_masks = self._augment(real_images, real_mask)
