@@ -1,6 +1,6 @@
-"""Training throughput and peak memory of SIV-GAN / OSMIS on synthetic data.
+"""Training throughput and peak memory of SIV-GAN / OSMIS / OASIS on synthetic data.
 
-    python -m gan_core.bench.throughput --model {sivgan,osmis} --size HxW --iters N --warmup W \
+    python -m gan_core.bench.throughput --model {sivgan,osmis,oasis} --size HxW --iters N --warmup W \
         --batch B --device {auto,cpu,cuda} [--bf16] [--channels-last] [--mask-classes K] \
         [--ch C] [--threads T] [--params JSON] [--profile]
 
@@ -11,6 +11,11 @@ CUDA, the process' maximum resident set size (``resource.getrusage``) on the CPU
 runs ``torch.profiler`` over one extra iteration and prints the top-10 operators by self time
 (on stderr, so that stdout stays one JSON line); the trainer's ``record_function`` scopes
 (``osmis.*``) separate augmentation, the G step, the D step, EMA and the logging sync.
+
+``--model oasis``: ``OASISTrainer.train_step`` (G step, D step with LabelMix, EMA) on synthetic label maps of
+``--mask-classes`` classes (+ dontcare) at ``--size`` (sides multiples of 64 for the default 6-block D;
+the generated width is the crop size); ``--ch C`` sets ch_G = C and the D widths to the official ratios
+(2C, 2C, 4C, 4C, 8C, 8C; last decoder block C). ``img_per_s`` = iterations/s x batch.
 """
 from __future__ import annotations
 
@@ -32,7 +37,7 @@ from ..nets.osmis_config import OSMISConfig
 from ..train.osmis_trainer import OSMISTrainer
 from ..utils.device import resolve_device
 
-MODELS = ("sivgan", "osmis")
+MODELS = ("sivgan", "osmis", "oasis")
 
 
 @dataclass
@@ -82,7 +87,55 @@ def synthetic_pair(height: int, width: int, classes: int, seed: int = 0) -> tupl
     return img, mask
 
 
+class SyntheticSemantic(torch.utils.data.Dataset):
+    """In-memory stand-in of :class:`gan_core.data.semantic.SemanticDataset`: n smooth images with label maps
+    of vertical bands 1..classes (0 = dontcare on the first row)."""
+
+    def __init__(self, height: int, width: int, classes: int, n: int, seed: int = 0):
+        from ..data.semantic import SemanticDataConfig
+
+        self.cfg = SemanticDataConfig(semantic_nc=classes + 1, size=(height, width), flip=True)
+        self.items = []
+        for i in range(n):
+            img, mask = synthetic_pair(height, width, classes, seed + i)
+            lab = torch.from_numpy(mask + 1)
+            lab[0] = 0
+            self.items.append({"image": torch.from_numpy(img).permute(2, 0, 1).float() / 127.5 - 1.0,
+                               "label": lab, "index": i})
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, key):
+        index, flip = key if isinstance(key, tuple) else (key, False)
+        item = dict(self.items[index])
+        if flip:
+            item["image"], item["label"] = item["image"].flip(-1), item["label"].flip(-1)
+        return item
+
+
+def build_oasis_trainer(cfg: BenchConfig, device: torch.device):
+    from ..nets.oasis_config import OASISConfig
+    from ..train.oasis_trainer import OASISRunConfig, OASISTrainer
+
+    h, w = cfg.size
+    overrides = {"semantic_nc": cfg.mask_classes + 1, "crop_size": w, "aspect_ratio": w / h, **cfg.params,
+                 "batch_size": cfg.batch}
+    if cfg.ch is not None:
+        c = cfg.ch
+        overrides.update(ch_G=c, d_channels=[2 * c, 2 * c, 4 * c, 4 * c, 8 * c, 8 * c], d_last_channels=c)
+    model_cfg = OASISConfig.from_dict(overrides, where="--params")
+    if tuple(model_cfg.output_size) != (h, w):
+        raise ConfigError(f"--size {h}x{w}: OASIS generates {model_cfg.output_size[0]}x{model_cfg.output_size[1]}"
+                          " (use sides that are multiples of 32; 64 for the default D)")
+    data = SyntheticSemantic(h, w, cfg.mask_classes, n=2 * cfg.batch, seed=cfg.seed)
+    run = OASISRunConfig(bf16=cfg.bf16, channels_last=cfg.channels_last, bn_refresh_batches=0)
+    return OASISTrainer(model_cfg, data, run, seed=cfg.seed, device=device)
+
+
 def build_trainer(cfg: BenchConfig, device: torch.device) -> OSMISTrainer:
+    if cfg.model == "oasis":
+        return build_oasis_trainer(cfg, device)
     overrides = dict(cfg.params)
     overrides["batch_size"] = cfg.batch
     if cfg.ch is not None:
@@ -118,7 +171,7 @@ def profile_step(trainer: OSMISTrainer, iteration: int, top: int = 10) -> str:
     events = prof.key_averages()
     key = "self_cuda_time_total" if cuda else "self_cpu_time_total"
     table = events.table(sort_by=key, row_limit=top)
-    scopes = sorted((e for e in events if e.key.startswith("osmis.")), key=lambda e: -e.cpu_time_total)
+    scopes = sorted((e for e in events if e.key.startswith(("osmis.", "oasis."))), key=lambda e: -e.cpu_time_total)
     lines = ["trainer scopes (host wall time incl. children):"]
     lines += [f"  {e.key:<16} {e.cpu_time_total / 1e3:10.2f} ms" for e in scopes]
     return table + "\n" + "\n".join(lines)
@@ -145,15 +198,21 @@ def run_benchmark(cfg: BenchConfig, profile: bool = False) -> dict[str, Any]:
         peak, kind = int(torch.cuda.max_memory_allocated(device)), "cuda_max_memory_allocated"
     else:
         peak, kind = _max_rss_bytes(), "cpu_max_rss"
+    if cfg.model == "oasis":
+        shape = {"resolution": list(trainer.cfg.output_size), "mask_classes": trainer.cfg.semantic_nc,
+                 "ch_G": trainer.cfg.ch_G, "ch_D": list(trainer.cfg.d_channels)}
+    else:
+        shape = {"resolution": list(trainer.arch.resolution), "mask_classes": trainer.cfg.num_mask_classes,
+                 "ch_G": trainer.cfg.ch_G, "ch_D": trainer.cfg.ch_D}
     row = {
-        "model": cfg.model, "input_size": list(cfg.size), "resolution": list(trainer.arch.resolution),
-        "batch": cfg.batch, "mask_classes": trainer.cfg.num_mask_classes, "ch_G": trainer.cfg.ch_G,
-        "ch_D": trainer.cfg.ch_D, "params_G": count_parameters(trainer.G), "params_D": count_parameters(trainer.D),
+        "model": cfg.model, "input_size": list(cfg.size), "resolution": shape["resolution"],
+        "batch": cfg.batch, "mask_classes": shape["mask_classes"], "ch_G": shape["ch_G"],
+        "ch_D": shape["ch_D"], "params_G": count_parameters(trainer.G), "params_D": count_parameters(trainer.D),
         "device": str(device), "device_name": (torch.cuda.get_device_name(device) if device.type == "cuda"
                                                else platform.processor() or platform.machine()),
         "threads": torch.get_num_threads(), "bf16": cfg.bf16, "channels_last": cfg.channels_last,
         "warmup": cfg.warmup, "iters": cfg.iters, "seconds": round(elapsed, 4),
-        "it_per_s": cfg.iters / elapsed, "s_per_it": elapsed / cfg.iters,
+        "it_per_s": cfg.iters / elapsed, "s_per_it": elapsed / cfg.iters, "img_per_s": cfg.iters * cfg.batch / elapsed,
         "peak_memory_bytes": peak, "peak_memory_kind": kind, "torch": torch.__version__,
         "params": cfg.params,
     }

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import random
 import time
 from dataclasses import dataclass
@@ -52,6 +53,7 @@ class LoopConfig:
     seed: int = 0
     progress: bool = True
     desc: str = "train"
+    is_main: bool = True  # torch.distributed: only the main rank (0) writes checkpoints, logs and done.json
 
 
 def seed_everything(seed: int) -> None:
@@ -136,11 +138,13 @@ def run_training(trainer: Trainer, out_dir: str | Path, cfg: LoopConfig, meta: d
         seed_everything(cfg.seed)
 
     log_path = out_dir / "train_log.jsonl"
-    _truncate_log(log_path, start)
+    if cfg.is_main:
+        _truncate_log(log_path, start)
     t0 = time.time()
-    bar = tqdm(total=cfg.iterations, initial=start, desc=cfg.desc, disable=not cfg.progress, mininterval=2.0)
+    bar = tqdm(total=cfg.iterations, initial=start, desc=cfg.desc, disable=not (cfg.progress and cfg.is_main),
+               mininterval=2.0)
     it = start
-    with open(log_path, "a") as log_file:
+    with (open(log_path, "a") if cfg.is_main else open(os.devnull, "w")) as log_file:
         while it < cfg.iterations:
             losses = trainer.train_step(it)
             it += 1
@@ -150,10 +154,11 @@ def run_training(trainer: Trainer, out_dir: str | Path, cfg: LoopConfig, meta: d
                 log_file.write(json.dumps(row) + "\n")
                 log_file.flush()
                 bar.set_postfix({k: f"{v:.3g}" for k, v in list(losses.items())[:4]})
-            if it % cfg.checkpoint_every == 0 or it == cfg.iterations:
+            if cfg.is_main and (it % cfg.checkpoint_every == 0 or it == cfg.iterations):
                 save_checkpoint(trainer, ckpt_path, it)
     bar.close()
-    write_json(out_dir / DONE_NAME, {"iterations": cfg.iterations, **(meta or {})})
+    if cfg.is_main:
+        write_json(out_dir / DONE_NAME, {"iterations": cfg.iterations, **(meta or {})})
     return it - start
 
 

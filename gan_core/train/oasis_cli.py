@@ -1,0 +1,199 @@
+"""Command line for OASIS training, sampling and the real-image side of its evaluation.
+
+    python -m gan_core.train.oasis_cli train --dataroot ROOT --out DIR [--dataset ade20k] [--params JSON]
+        [--seed N] [--device auto|cpu|cuda] [--bf16] [--channels-last] [--num-workers W]
+    torchrun --nproc_per_node G -m gan_core.train.oasis_cli train ...     (DDP, rank-0 checkpoints)
+    python -m gan_core.train.oasis_cli sample --run DIR --dataroot ROOT --out DIR [--split validation] [--seed S]
+    python -m gan_core.train.oasis_cli real --run DIR --dataroot ROOT --out DIR [--split validation]
+
+``ROOT`` is the ADE20K-layout folder (``ADEChallengeData2016``). ``--params`` is a JSON object of
+OASISConfig overrides (gan_core/nets/oasis_config.py) plus the OASISRunConfig keys (iterations,
+checkpoint_every, log_every, num_workers, bn_refresh_batches, noise_mode). Training resumes from
+``OUT/checkpoint.pt``. Outputs: ``OUT/config.json``, ``OUT/generator_ema.pt`` (EMA generator after the
+BN-statistics refresh), ``OUT/done.json``.
+
+``sample`` generates one image per label map of the split with the EMA generator (eval mode, image-level
+3D noise seeded per label map), ``OUT/images/<label stem>.png`` + ``OUT/samples.json`` -- the FID / mIoU
+protocol of the official code (one sample per val label map, reference notes §1.7). ``real`` writes the
+split's real images at the generated resolution (the real side of FID, as the official val loader).
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from ..data.semantic import SemanticDataConfig, SemanticDataset, epochs_to_iterations
+from ..errors import ConfigError, DataError, MissingResourceError, ReproError
+from ..nets.oasis import OASISGenerator
+from ..nets.oasis_config import OASISConfig
+from ..provenance import provenance
+from ..sample.generate import to_uint8
+from ..utils.atomic import torch_save, write_json
+from ..utils.dataclass_config import from_dict, to_dict
+from ..utils.device import resolve_device
+from ..utils.images import write_image
+from .loop import LoopConfig, run_training, seed_everything
+from .oasis_trainer import OASISRunConfig, OASISTrainer, generate_for_labels, init_distributed
+
+CONFIG_NAME = "config.json"
+WEIGHTS_NAME = "generator_ema.pt"
+RUN_KEYS = tuple(f.name for f in dataclasses.fields(OASISRunConfig))
+
+
+def parse_params(text: str, bf16: bool = False, channels_last: bool = False, num_workers: int | None = None
+                 ) -> tuple[OASISConfig, OASISRunConfig]:
+    try:
+        params = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"--params is not valid JSON: {exc}") from exc
+    if not isinstance(params, dict):
+        raise ConfigError("--params must be a JSON object")
+    run = {k: params[k] for k in RUN_KEYS if k in params}
+    run["bf16"] = bool(run.get("bf16", False) or bf16)
+    run["channels_last"] = bool(run.get("channels_last", False) or channels_last)
+    if num_workers is not None:
+        run["num_workers"] = num_workers
+    model = {k: v for k, v in params.items() if k not in RUN_KEYS}
+    return OASISConfig.from_dict(model, where="--params"), from_dict(OASISRunConfig, run, where="--params")
+
+
+def dataset_for(cfg: OASISConfig, root: str | Path, split: str, train: bool) -> SemanticDataset:
+    return SemanticDataset(root, split, SemanticDataConfig(dataset=cfg.dataset, semantic_nc=cfg.semantic_nc,
+                                                           size=cfg.output_size, flip=train))
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    cfg, run = parse_params(args.params, args.bf16, args.channels_last, args.num_workers)
+    info = init_distributed()
+    device = resolve_device(args.device)
+    if device.type == "cuda" and info.world_size > 1:
+        device = torch.device("cuda", info.local_rank)
+    data = dataset_for(cfg, args.dataroot, "training", train=True)
+    out = Path(args.out)
+    seed_everything(args.seed)  # before building the models: seeded initialisation (same on every rank)
+    trainer = OASISTrainer(cfg, data, run, seed=args.seed, device=device, dist_info=info)
+    iterations = run.iterations or epochs_to_iterations(cfg.num_epochs, len(data), cfg.batch_size)  # global batch
+    loop = LoopConfig(iterations=iterations, checkpoint_every=run.checkpoint_every, log_every=run.log_every,
+                      seed=args.seed, desc=f"oasis {out.name}", is_main=info.is_main)
+    resolved = {"oasis": cfg.to_dict(), "run": to_dict(run), "iterations": iterations, "seed": args.seed,
+                "dataroot": str(args.dataroot), "n_train": len(data), "world_size": info.world_size}
+    if info.is_main:
+        write_json(out / CONFIG_NAME, resolved)
+    run_training(trainer, out, loop, meta={"provenance": provenance(params=resolved, seed=args.seed),
+                                           "device": str(device)})
+    if info.is_main:
+        torch_save(trainer.refreshed_ema().state_dict(), out / WEIGHTS_NAME)
+    if info.world_size > 1:
+        import torch.distributed as dist
+
+        dist.barrier()
+        dist.destroy_process_group()
+    return 0
+
+
+def load_run(run: str | Path, device: torch.device) -> tuple[OASISGenerator, OASISConfig, OASISRunConfig]:
+    run = Path(run)
+    cfg_path, w_path = run / CONFIG_NAME, run / WEIGHTS_NAME
+    for what, p in (("OASIS run configuration", cfg_path), ("OASIS EMA generator weights", w_path)):
+        if not p.is_file():
+            raise MissingResourceError(what, p, hint="Train the model first (oasis_cli train).")
+    try:
+        resolved = json.loads(cfg_path.read_text())
+        cfg = OASISConfig.from_dict(resolved["oasis"], where=str(cfg_path))
+        run_cfg = from_dict(OASISRunConfig, resolved["run"], where=str(cfg_path))
+    except (json.JSONDecodeError, KeyError, TypeError) as exc:
+        raise DataError(cfg_path, f"not a valid OASIS run configuration ({exc})") from exc
+    gen = OASISGenerator(cfg)
+    try:
+        gen.load_state_dict(torch.load(w_path, map_location="cpu", weights_only=True))
+    except RuntimeError as exc:
+        raise DataError(w_path, f"does not match the run's OASIS generator ({exc})") from exc
+    return gen.to(device).eval(), cfg, run_cfg
+
+
+def cmd_sample(args: argparse.Namespace) -> int:
+    device = resolve_device(args.device)
+    gen, cfg, run_cfg = load_run(args.run, device)
+    data = dataset_for(cfg, args.dataroot, args.split, train=False)
+    out = Path(args.out)
+    names, rows = data.names(), []
+    for start in range(0, len(data), args.batch):
+        keys = list(range(start, min(start + args.batch, len(data))))
+        labels = torch.stack([data[k]["label"] for k in keys])
+        images = to_uint8(generate_for_labels(gen, labels, keys, args.seed, run_cfg.noise_mode))
+        for k, img in zip(keys, images):
+            write_image(out / "images" / f"{names[k]}.png", img)
+            rows.append({"image": f"images/{names[k]}.png", "label": str(data.pairs[k][1])})
+    write_json(out / "samples.json", {"n": len(rows), "split": args.split, "seed": args.seed, "samples": rows,
+                                      "run": str(args.run),
+                                      "provenance": provenance(params={"run": str(args.run), "split": args.split},
+                                                               seed=args.seed)})
+    print(f"{len(rows)} samples -> {out}")
+    return 0
+
+
+def cmd_real(args: argparse.Namespace) -> int:
+    resolved = json.loads((Path(args.run) / CONFIG_NAME).read_text()) if args.run else None
+    if resolved is None:
+        raise ConfigError("real: --run is needed (it fixes the resolution and the label layout)")
+    cfg = OASISConfig.from_dict(resolved["oasis"], where=str(Path(args.run) / CONFIG_NAME))
+    data = dataset_for(cfg, args.dataroot, args.split, train=False)
+    out = Path(args.out)
+    for k, name in enumerate(data.names()):
+        image, _ = data.load(k)
+        write_image(out / f"{name}.png", np.asarray(image))
+    print(f"{len(data)} real images at {cfg.output_size} -> {out}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m gan_core.train.oasis_cli", description=__doc__.split("\n")[0])
+    sub = p.add_subparsers(dest="command", required=True)
+    t = sub.add_parser("train", help="train OASIS (resumable; DDP under torchrun)")
+    t.add_argument("--dataroot", required=True, help="ADE20K-layout root (ADEChallengeData2016)")
+    t.add_argument("--out", required=True)
+    t.add_argument("--params", default="{}", help="JSON: OASISConfig overrides + " + ", ".join(RUN_KEYS))
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    t.add_argument("--bf16", action="store_true", help="bfloat16 autocast (default: fp32 as the thesis)")
+    t.add_argument("--channels-last", dest="channels_last", action="store_true")
+    t.add_argument("--num-workers", dest="num_workers", type=int, default=None, help="DataLoader workers")
+    t.set_defaults(func=cmd_train)
+    s = sub.add_parser("sample", help="one image per label map of a split, from the EMA generator")
+    s.add_argument("--run", required=True)
+    s.add_argument("--dataroot", required=True)
+    s.add_argument("--split", default="validation")
+    s.add_argument("--out", required=True)
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--batch", type=int, default=16)
+    s.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    s.set_defaults(func=cmd_sample)
+    r = sub.add_parser("real", help="the split's real images at the generated resolution (FID real side)")
+    r.add_argument("--run", required=True)
+    r.add_argument("--dataroot", required=True)
+    r.add_argument("--split", default="validation")
+    r.add_argument("--out", required=True)
+    r.set_defaults(func=cmd_real)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except ReproError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
