@@ -4,6 +4,8 @@
         [--shots 1] [--runs 5] [--episodes 1000] [--support-pool JSON|none] [--synthetic DIR|none]
         --out JSON [--seed 2020] [--device auto] [--params JSON]
     python -m downstream.repri_cli init-tiny --out PATH [--seed 0]
+    python -m downstream.repri_cli train-tiny --coco-root DIR --list TRAIN_LIST --fold K --out DIR
+        [--params JSON] [--seed 0] [--device auto]
 
 ``evaluate`` writes ``{"value": mIoU (%, mean over runs), "per_class", "runs", ..., "provenance"}`` atomically.
 ``--list``: official list file (``val2014/X.jpg val/X.png`` per line, relative to --coco-root).
@@ -11,7 +13,8 @@
 l.1865-1869). ``--synthetic``: folder ``<class id>/<image stem>/manifest.json`` of synthetic pairs per support
 image; up to 10 are appended (thesis l.1841). ``--params``: RePRIConfig overrides (JSON or .json file);
 the flags override it. ``--checkpoint``: official ``best.pth`` of the fold (or a tiny one from ``init-tiny``:
-a randomly initialised narrow PSPNet in the same format, for smoke tests only).
+a randomly initialised narrow PSPNet in the same format, for smoke tests only; or one from ``train-tiny``: the
+narrow PSPNet trained briefly on the fold's base classes, resumable, written to ``OUT/best.pth``; tiny preset).
 """
 from __future__ import annotations
 
@@ -81,6 +84,14 @@ def cmd_init_tiny(args: argparse.Namespace) -> None:
     print(args.out)
 
 
+def cmd_train_tiny(args: argparse.Namespace) -> None:
+    from .repri.train_tiny import RePRITrainConfig, train_tiny
+
+    cfg = from_dict(RePRITrainConfig, parse_params(args.params), where="--params")
+    out = train_tiny(args.list, args.coco_root, args.fold, args.out, cfg, args.seed, resolve_device(args.device))
+    print(out)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m downstream.repri_cli", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -104,6 +115,15 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--out", required=True)
     t.add_argument("--seed", type=int, default=0)
     t.set_defaults(func=cmd_init_tiny)
+    tt = sub.add_parser("train-tiny", help="train the narrow PSPNet on the base classes of a fold (tiny preset)")
+    tt.add_argument("--coco-root", required=True)
+    tt.add_argument("--list", required=True, help="train list (lines 'train2014/X.jpg train/X.png')")
+    tt.add_argument("--fold", type=int, required=True)
+    tt.add_argument("--out", required=True, help="run folder (checkpoint.pt for resuming, best.pth)")
+    tt.add_argument("--params", default=None, help="RePRITrainConfig overrides (JSON)")
+    tt.add_argument("--seed", type=int, default=0)
+    tt.add_argument("--device", default="auto")
+    tt.set_defaults(func=cmd_train_tiny)
     return p
 
 

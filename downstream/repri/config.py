@@ -45,6 +45,14 @@ class RePRIConfig:
     # --- synthetic supports (thesis l.1841) ---------------------------------------------------------
     max_synthetic: int = 10
     """At most 10 synthetic pairs appended to the real support (thesis l.1841) -> 11-shot."""
+    standard_aug: bool = False
+    """Table 6.6 "standard augmentation" rows. The thesis (l.1843) says only OSVOS augments at test time
+    (random flip, zoom, rotation) and calls that pipeline "standard"; RePRI has none of its own. Our reading
+    (as for STM, downstream/stm/config.py): extra support pairs passed through OSVOS' standard augmentation
+    (downstream/osvos/augment.py) -- without synthetic supports, ``max_synthetic`` augmented copies of the real
+    support(s) (so "standard" is 11-shot like "synthetic"); with synthetic supports ("both"), every drawn
+    synthetic pair is augmented. Applied after Resize(417)+normalisation: the border is 0 = the mean colour
+    (as OSVOS) and label 0 (background) outside the warped frame, 255 where it samples the padding."""
     synthetic_foreground: str = "nonzero"
     """How a synthetic mask marks the class: "nonzero" = every label > 0 (except 255) is foreground (binary
     OSMIS masks), "class_id" = pixels equal to the episode's COCO class id. Our choice; the thesis is silent."""

@@ -77,10 +77,36 @@ def intersection_union(pred: torch.Tensor, gt: torch.Tensor) -> tuple[torch.Tens
     return inter, union
 
 
+def task_shots(ep: Episode, cfg: RePRIConfig) -> int:
+    """Support pairs of a task: real + synthetic, or real + ``max_synthetic`` augmented copies when standard
+    augmentation runs without synthetic pairs (RePRIConfig.standard_aug)."""
+    if cfg.standard_aug and not ep.synthetic:
+        return len(ep.supports) + cfg.max_synthetic
+    return ep.n_shots
+
+
+def augmented_supports(pairs: list[tuple[torch.Tensor, torch.Tensor]], n: int, generator: torch.Generator
+                       ) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """``n`` pairs drawn in turn from ``pairs`` (preprocessed image (3,S,S), label (S,S)), each independently
+    flipped/zoomed/rotated with OSVOS' standard augmentation (see RePRIConfig.standard_aug)."""
+    from ..osvos.augment import standard_augment
+
+    if n == 0:
+        return []
+    img = torch.stack([pairs[i % len(pairs)][0] for i in range(n)])
+    lab = torch.stack([pairs[i % len(pairs)][1] for i in range(n)])[:, None].float()
+    a_img, a_lab = standard_augment(img, lab, generator)
+    return [(a_img[i], a_lab[i, 0].round().long()) for i in range(n)]
+
+
 def run_tasks(model: PSPNet, index: DatasetIndex, episodes: list[Episode], cfg: RePRIConfig,
-              device: torch.device) -> tuple[list[tuple[int, int, int]], int]:
+              device: torch.device, generator: torch.Generator | None = None
+              ) -> tuple[list[tuple[int, int, int]], int]:
     """Adapt and predict a batch of tasks; returns (class, intersection, union) per task and the number of tasks
-    skipped because no support had foreground at the feature resolution."""
+    skipped because no support had foreground at the feature resolution. ``generator`` drives the standard
+    augmentation (required when ``cfg.standard_aug``)."""
+    if cfg.standard_aug and generator is None:
+        generator = torch.Generator().manual_seed(cfg.seed)
     qi, ql, s_img, s_lab = [], [], [], []
     for ep in episodes:
         it = index.items[ep.query]
@@ -88,7 +114,10 @@ def run_tasks(model: PSPNet, index: DatasetIndex, episodes: list[Episode], cfg: 
         qi.append(img), ql.append(lab)
         pairs = [load_pair(index.items[s].image, index.items[s].label, ep.class_id, "class_id", cfg)
                  for s in ep.supports]
-        pairs += [load_pair(p[0], p[1], ep.class_id, cfg.synthetic_foreground, cfg) for p in ep.synthetic]
+        extra = [load_pair(p[0], p[1], ep.class_id, cfg.synthetic_foreground, cfg) for p in ep.synthetic]
+        if cfg.standard_aug:
+            extra = augmented_supports(extra or pairs, task_shots(ep, cfg) - len(pairs), generator)
+        pairs += extra
         s_img.append(torch.stack([p[0] for p in pairs])), s_lab.append(torch.stack([p[1] for p in pairs]))
     fq = _extract(model, torch.stack(qi), device, cfg.norm_feat)[:, None]
     t, smax, hw = len(episodes), max(len(x) for x in s_img), fq.shape[-2:]
@@ -106,7 +135,7 @@ def run_tasks(model: PSPNet, index: DatasetIndex, episodes: list[Episode], cfg: 
     keep = has_fg.nonzero().flatten()
     if len(keep) == 0:
         return [], t
-    n_shots = torch.tensor([episodes[i].n_shots for i in keep.tolist()], device=device)
+    n_shots = torch.tensor([len(s_img[i]) for i in keep.tolist()], device=device)
     state = repri_adapt(fs[keep], gs[keep], fq[keep], (gq[keep] != IGNORE)[:, None], n_shots, cfg)
     pred = state.predict(fq[keep], (cfg.image_size, cfg.image_size))
     inter, union = intersection_union(pred, gq[keep])
@@ -125,6 +154,7 @@ def evaluate(model: PSPNet, index: DatasetIndex, cfg: RePRIConfig, device: torch
     shots = []
     for r in range(cfg.n_runs):
         rng = np.random.default_rng(cfg.seed + r)
+        aug_gen = torch.Generator().manual_seed(cfg.seed + r + 7919)  # standard augmentation of run r
         sampling = sample_episodes(index, cfg.test_num, rng, cfg.shot, start, support_pool, synthetic,
                                    cfg.max_synthetic)
         start = sampling.next_start
@@ -133,8 +163,8 @@ def evaluate(model: PSPNet, index: DatasetIndex, cfg: RePRIConfig, device: torch
         eps = sampling.episodes
         for b in range(0, len(eps), cfg.batch_tasks):
             batch = eps[b:b + cfg.batch_tasks]
-            shots += [e.n_shots for e in batch]
-            res, sk = run_tasks(model, index, batch, cfg, device)
+            shots += [task_shots(e, cfg) for e in batch]
+            res, sk = run_tasks(model, index, batch, cfg, device, aug_gen)
             skipped_tasks += sk
             for c, i, u in res:
                 inter[c] += i
