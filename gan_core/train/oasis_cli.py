@@ -8,13 +8,21 @@
 
 ``ROOT`` is the ADE20K-layout folder (``ADEChallengeData2016``). ``--params`` is a JSON object of
 OASISConfig overrides (gan_core/nets/oasis_config.py) plus the OASISRunConfig keys (iterations,
-checkpoint_every, log_every, num_workers, bn_refresh_batches, noise_mode). Training resumes from
-``OUT/checkpoint.pt``. Outputs: ``OUT/config.json``, ``OUT/generator_ema.pt`` (EMA generator after the
+checkpoint_every, log_every, num_workers, bn_refresh_batches, noise_mode), plus the Chapter-4 ablation
+switches of ``SemanticGANConfig`` (nets/semantic_gan_factory.py: generator, discriminator, d_label_encoding,
+vgg_loss, feature_matching, mixing, noise_sampling, ...), ``spade`` (SPADEConfig overrides of the SPADE+ G;
+dataset / semantic_nc / crop_size / aspect_ratio default to the OASIS ones) and ``gan_preset``: "oasis"
+(default) or "spade_plus" (``SemanticGANConfig.spade_plus``, thesis l.1151; the other switches override it).
+``--vgg-weights`` is the torchvision VGG19 file of the VGG loss, or "none" (seeded random VGG19, tiny preset
+only). Training resumes from ``OUT/checkpoint.pt``. Outputs: ``OUT/config.json``, ``OUT/generator_ema.pt`` (EMA generator after the
 BN-statistics refresh), ``OUT/done.json``.
 
 ``sample`` generates one image per label map of the split with the EMA generator (eval mode, image-level
 3D noise seeded per label map), ``OUT/images/<label stem>.png`` + ``OUT/samples.json`` -- the FID / mIoU
-protocol of the official code (one sample per val label map, reference notes §1.7). ``real`` writes the
+protocol of the official code (one sample per val label map, reference notes §1.7). With ``--per-label K``
+(K > 1) it writes K samples per label map, ``OUT/images/<label stem>/<k>.png`` (the diversity protocol of
+Table 4.2: "for each label map in the test set, we generate 20 images", thesis l.1145); sample k of label map
+i uses the noise key i + k * n_maps, so sample 0 is the single-sample image. ``real`` writes the
 split's real images at the generated resolution (the real side of FID, as the official val loader).
 """
 from __future__ import annotations
@@ -32,8 +40,9 @@ import torch
 
 from ..data.semantic import SemanticDataConfig, SemanticDataset, epochs_to_iterations
 from ..errors import ConfigError, DataError, MissingResourceError, ReproError
-from ..nets.oasis import OASISGenerator
 from ..nets.oasis_config import OASISConfig
+from ..nets.semantic_gan_factory import SemanticGANConfig, build_generator
+from ..nets.spade_config import SPADEConfig
 from ..provenance import provenance
 from ..sample.generate import to_uint8
 from ..utils.atomic import torch_save, write_json
@@ -46,10 +55,34 @@ from .oasis_trainer import OASISRunConfig, OASISTrainer, generate_for_labels, in
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "generator_ema.pt"
 RUN_KEYS = tuple(f.name for f in dataclasses.fields(OASISRunConfig))
+GAN_KEYS = tuple(f.name for f in dataclasses.fields(SemanticGANConfig) if f.name not in ("oasis", "spade"))
+GAN_PRESETS = ("oasis", "spade_plus")
+SPADE_FROM_OASIS = ("dataset", "semantic_nc", "crop_size", "aspect_ratio")
+
+
+def gan_config(params: dict[str, Any], where: str = "--params") -> SemanticGANConfig:
+    """SemanticGANConfig from the non-run keys of ``--params`` (module doc)."""
+    params = dict(params)
+    preset = params.pop("gan_preset", "oasis")
+    if preset not in GAN_PRESETS:
+        raise ConfigError(f"{where}: gan_preset {preset!r} is not one of {list(GAN_PRESETS)}")
+    spade = params.pop("spade", None) or {}
+    if not isinstance(spade, dict):
+        raise ConfigError(f"{where}: spade must be an object of SPADEConfig overrides")
+    switches = {k: params.pop(k) for k in GAN_KEYS if k in params}
+    oasis = OASISConfig.from_dict(params, where=where)
+    spade = {**{k: getattr(oasis, k) for k in SPADE_FROM_OASIS}, **spade}
+    spade_cfg = from_dict(SPADEConfig, spade, where=f"{where} spade")
+    try:
+        if preset == "spade_plus":
+            return SemanticGANConfig.spade_plus(dataset=oasis.dataset, oasis=oasis, spade=spade_cfg, **switches)
+        return SemanticGANConfig(oasis=oasis, spade=spade_cfg, **switches)
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: {exc}") from exc
 
 
 def parse_params(text: str, bf16: bool = False, channels_last: bool = False, num_workers: int | None = None
-                 ) -> tuple[OASISConfig, OASISRunConfig]:
+                 ) -> tuple[SemanticGANConfig, OASISRunConfig]:
     try:
         params = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -62,7 +95,18 @@ def parse_params(text: str, bf16: bool = False, channels_last: bool = False, num
     if num_workers is not None:
         run["num_workers"] = num_workers
     model = {k: v for k, v in params.items() if k not in RUN_KEYS}
-    return OASISConfig.from_dict(model, where="--params"), from_dict(OASISRunConfig, run, where="--params")
+    return gan_config(model), from_dict(OASISRunConfig, run, where="--params")
+
+
+def vgg_weights_arg(gan: SemanticGANConfig, text: str) -> tuple[str | None, str | None]:
+    """(weights path or None = seeded random, label for config.json); None label when the VGG loss is off."""
+    if not gan.vgg_loss:
+        return None, None
+    if text in ("", "none"):
+        return None, "random (seeded VGG19; tiny preset only, not the thesis' ImageNet VGG19)"
+    if not Path(text).is_file():
+        raise MissingResourceError("VGG19 weights (torchvision vgg19-dcbb9e9d.pth)", text, hint="fetch_tv_vgg19")
+    return text, text
 
 
 def dataset_for(cfg: OASISConfig, root: str | Path, split: str, train: bool) -> SemanticDataset:
@@ -71,7 +115,9 @@ def dataset_for(cfg: OASISConfig, root: str | Path, split: str, train: bool) -> 
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    cfg, run = parse_params(args.params, args.bf16, args.channels_last, args.num_workers)
+    gan, run = parse_params(args.params, args.bf16, args.channels_last, args.num_workers)
+    cfg = gan.oasis
+    vgg_path, vgg_label = vgg_weights_arg(gan, args.vgg_weights)
     info = init_distributed()
     device = resolve_device(args.device)
     if device.type == "cuda" and info.world_size > 1:
@@ -79,11 +125,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     data = dataset_for(cfg, args.dataroot, "training", train=True)
     out = Path(args.out)
     seed_everything(args.seed)  # before building the models: seeded initialisation (same on every rank)
-    trainer = OASISTrainer(cfg, data, run, seed=args.seed, device=device, dist_info=info)
+    trainer = OASISTrainer(gan, data, run, seed=args.seed, device=device, dist_info=info, vgg_weights=vgg_path)
     iterations = run.iterations or epochs_to_iterations(cfg.num_epochs, len(data), cfg.batch_size)  # global batch
     loop = LoopConfig(iterations=iterations, checkpoint_every=run.checkpoint_every, log_every=run.log_every,
                       seed=args.seed, desc=f"oasis {out.name}", is_main=info.is_main)
-    resolved = {"oasis": cfg.to_dict(), "run": to_dict(run), "iterations": iterations, "seed": args.seed,
+    resolved = {"oasis": cfg.to_dict(), "gan": gan.to_dict(), "vgg_weights": vgg_label, "run": to_dict(run), "iterations": iterations, "seed": args.seed,
                 "dataroot": str(args.dataroot), "n_train": len(data), "world_size": info.world_size}
     if info.is_main:
         write_json(out / CONFIG_NAME, resolved)
@@ -99,7 +145,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def load_run(run: str | Path, device: torch.device) -> tuple[OASISGenerator, OASISConfig, OASISRunConfig]:
+def load_run(run: str | Path, device: torch.device) -> tuple[torch.nn.Module, OASISConfig, OASISRunConfig]:
     run = Path(run)
     cfg_path, w_path = run / CONFIG_NAME, run / WEIGHTS_NAME
     for what, p in (("OASIS run configuration", cfg_path), ("OASIS EMA generator weights", w_path)):
@@ -108,10 +154,12 @@ def load_run(run: str | Path, device: torch.device) -> tuple[OASISGenerator, OAS
     try:
         resolved = json.loads(cfg_path.read_text())
         cfg = OASISConfig.from_dict(resolved["oasis"], where=str(cfg_path))
+        gan = (SemanticGANConfig.from_dict(resolved["gan"], where=str(cfg_path)) if "gan" in resolved
+               else SemanticGANConfig(oasis=cfg))  # runs written before the ablation switches existed
         run_cfg = from_dict(OASISRunConfig, resolved["run"], where=str(cfg_path))
     except (json.JSONDecodeError, KeyError, TypeError) as exc:
         raise DataError(cfg_path, f"not a valid OASIS run configuration ({exc})") from exc
-    gen = OASISGenerator(cfg)
+    gen = build_generator(gan, cfg.semantic_nc)
     try:
         gen.load_state_dict(torch.load(w_path, map_location="cpu", weights_only=True))
     except RuntimeError as exc:
@@ -124,15 +172,21 @@ def cmd_sample(args: argparse.Namespace) -> int:
     gen, cfg, run_cfg = load_run(args.run, device)
     data = dataset_for(cfg, args.dataroot, args.split, train=False)
     out = Path(args.out)
-    names, rows = data.names(), []
-    for start in range(0, len(data), args.batch):
-        keys = list(range(start, min(start + args.batch, len(data))))
-        labels = torch.stack([data[k]["label"] for k in keys])
-        images = to_uint8(generate_for_labels(gen, labels, keys, args.seed, run_cfg.noise_mode))
-        for k, img in zip(keys, images):
-            write_image(out / "images" / f"{names[k]}.png", img)
-            rows.append({"image": f"images/{names[k]}.png", "label": str(data.pairs[k][1])})
-    write_json(out / "samples.json", {"n": len(rows), "split": args.split, "seed": args.seed, "samples": rows,
+    if args.per_label < 1:
+        raise ConfigError(f"--per-label must be >= 1, got {args.per_label}")
+    names, rows, n = data.names(), [], len(data)
+    for start in range(0, n, args.batch):
+        idx = list(range(start, min(start + args.batch, n)))
+        labels = torch.stack([data[i]["label"] for i in idx])
+        for k in range(args.per_label):
+            keys = [i + k * n for i in idx]
+            images = to_uint8(generate_for_labels(gen, labels, keys, args.seed, run_cfg.noise_mode))
+            for i, img in zip(idx, images):
+                rel = f"images/{names[i]}.png" if args.per_label == 1 else f"images/{names[i]}/{k:03d}.png"
+                write_image(out / rel, img)
+                rows.append({"image": rel, "label": str(data.pairs[i][1]), "sample": k})
+    write_json(out / "samples.json", {"n": len(rows), "per_label": args.per_label, "split": args.split,
+                                      "seed": args.seed, "samples": rows,
                                       "run": str(args.run),
                                       "provenance": provenance(params={"run": str(args.run), "split": args.split},
                                                                seed=args.seed)})
@@ -166,6 +220,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--bf16", action="store_true", help="bfloat16 autocast (default: fp32 as the thesis)")
     t.add_argument("--channels-last", dest="channels_last", action="store_true")
     t.add_argument("--num-workers", dest="num_workers", type=int, default=None, help="DataLoader workers")
+    t.add_argument("--vgg-weights", dest="vgg_weights", default="none",
+                   help="torchvision vgg19 weights of the VGG loss (manifest tv_vgg19), or 'none' = seeded random "
+                        "VGG19 (tiny preset only); used only when the variant turns the VGG loss on")
     t.set_defaults(func=cmd_train)
     s = sub.add_parser("sample", help="one image per label map of a split, from the EMA generator")
     s.add_argument("--run", required=True)
@@ -174,6 +231,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", required=True)
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--batch", type=int, default=16)
+    s.add_argument("--per-label", dest="per_label", type=int, default=1,
+                   help="samples per label map (K > 1: images/<stem>/<k>.png, the Table 4.2 diversity protocol)")
     s.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     s.set_defaults(func=cmd_sample)
     r = sub.add_parser("real", help="the split's real images at the generated resolution (FID real side)")

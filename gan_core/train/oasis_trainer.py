@@ -28,6 +28,30 @@ only rank 0 writes checkpoints (``LoopConfig.is_main``). ``batch_size`` is the G
 Thesis vs official values (LabelMix weight, Cityscapes lr_g / EMA decay) are resolved in
 :class:`~gan_core.nets.oasis_config.OASISConfig` (``preset_source``: thesis l.1121 by default, official
 config.py values as the option; reference notes §1.5).
+
+Ablations (thesis Sec. 4.3.6, Tables 4.2, 4.4, 4.8-4.11, appendix Tables 10 and 12): the networks come from
+``nets/semantic_gan_factory.build_generator`` / ``build_discriminator`` and the objective from
+``losses/semantic_gan.SemanticGANLoss``, so every switch of :class:`SemanticGANConfig` (G, D architecture,
+label encoding, VGG, feature matching, LabelMix / CutMix / none, 3D-noise sampling) trains here; a plain
+:class:`OASISConfig` means the default switches = OASIS. From the same state, a default-path step is
+bit-identical to the trainer before the factory (same terms, order and per-step random draws; checked against
+commit e129970). Only D's initial values differ for a given seed: the factory's wrapper re-initialises the
+U-Net with the same xavier-normal(0.02) scheme (reference notes §1.5), i.e. a second draw of the same
+distribution; G's initialisation is unchanged.
+
+Discriminator state-dict layout: the factory wraps every D in ``SemanticDiscriminator`` (keys ``nets.0.*``).
+When that wrapper adds nothing -- one OASIS U-Net with an N+1 encoding (no embeddings, the label map enters
+only the loss) and no feature matching -- the trainer keeps the bare U-Net (``self.D``), so checkpoints of
+the OASIS D keep the official keys (``body_down.*``, ``layer_up_last.*``, reference notes §1.8) and
+``D(image)`` returns the (B, N+1, H, W) logits. All other discriminators keep the wrapper and its keys.
+
+Optimisers (our choice, the thesis gives no SPADE+ schedule in the ablations): SPADE's TTUR settings
+(``SPADEConfig.lr_g / lr_d / betas``, reference notes §3) when the SPADE+ generator is trained with a
+PatchGAN (the SPADE+ baseline), the OASIS settings (thesis l.1121) otherwise -- "G SPADE+, D OASIS" of
+Table 4.8 is trained as OASIS with the other generator.
+
+VGG loss (Tables 4.2, 4.8-4.10, appendix 12): ``vgg_weights`` is the torchvision vgg19 file (manifest entry
+``tv_vgg19``); ``None`` = a seeded random VGG19 (tiny preset only; the table says so).
 """
 from __future__ import annotations
 
@@ -44,11 +68,16 @@ from torch.utils.data import DataLoader
 
 from ..data.semantic import ResumableStreamSampler, SemanticDataset, mix_seed, one_hot
 from ..errors import ConfigError
-from ..losses.oasis import generator_loss, labelmix, labelmix_consistency, labelmix_mask, n_plus_one_loss
-from ..nets.oasis import NOISE_MODES, OASISDiscriminator, OASISGenerator
+from ..losses.oasis import labelmix, mixing_mask
+from ..losses.semantic_gan import SemanticGANLoss
+from ..losses.spade import VGG19Features, VGGLoss
+from ..nets.oasis import NOISE_MODES, OASISDiscriminator
 from ..nets.oasis_config import OASISConfig
+from ..nets.patchgan import DOutput
+from ..nets.semantic_gan_factory import SemanticGANConfig, build_discriminator, build_generator, pick_noise_mode
 
 REFRESH_STREAM = 0x5EED  # seed stream of the BN-refresh noise (independent of the training draws)
+RANDOM_VGG_SEED = 0x7667  # seed of the random VGG19 of the tiny preset (weights 'none')
 
 
 @dataclass
@@ -60,13 +89,14 @@ class OASISRunConfig:
     log_every: int = 1000           # official freq_print
     num_workers: int = 0            # DataLoader workers (official default 0)
     bn_refresh_batches: int = 51    # official update_EMA: up to 51 training batches (notes §1.5)
-    noise_mode: str = "image"       # 3D noise sampled per image during training (thesis l.1093)
+    noise_mode: str = "image"       # 3D noise of sampling and of the BN refresh (test time; thesis l.1093);
+    #                                 the TRAINING sampling is SemanticGANConfig.noise_sampling (appendix Table 10)
     bf16: bool = False              # optional bfloat16 autocast (off = thesis fp32)
     channels_last: bool = False
 
     def __post_init__(self) -> None:
         if self.noise_mode not in NOISE_MODES or self.noise_mode == "mixed":
-            raise ConfigError(f"noise_mode must be image, region or pixel for training, got {self.noise_mode!r}")
+            raise ConfigError(f"noise_mode must be image, region or pixel, got {self.noise_mode!r}")
         for key in ("checkpoint_every", "log_every"):
             if getattr(self, key) < 1:
                 raise ConfigError(f"{key} must be >= 1")
@@ -104,23 +134,47 @@ def _unwrap(module: nn.Module) -> nn.Module:
     return module.module if hasattr(module, "module") else module
 
 
-class OASISTrainer:
-    """Trainer protocol of ``gan_core.train.loop`` for OASIS."""
+def build_vgg_loss(gan: SemanticGANConfig, weights_path: str | None) -> VGGLoss | None:
+    """SPADE's VGG19 loss when ``gan.vgg_loss`` (None otherwise); ``weights_path`` None = seeded random VGG19
+    (tiny preset only), built under a forked RNG so it does not shift the models' initialisation."""
+    if not gan.vgg_loss:
+        return None
+    if weights_path is None:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(RANDOM_VGG_SEED)
+            return VGGLoss(VGG19Features(None, gan.vgg_input_norm))
+    return VGGLoss(VGG19Features(weights_path, gan.vgg_input_norm))
 
-    def __init__(self, cfg: OASISConfig, data: SemanticDataset, run: OASISRunConfig, seed: int = 0,
-                 device: torch.device | str = "cpu", dist_info: DistInfo | None = None):
+
+class OASISTrainer:
+    """Trainer protocol of ``gan_core.train.loop`` for OASIS and its Chapter-4 ablations (see module doc)."""
+
+    def __init__(self, cfg: OASISConfig | SemanticGANConfig, data: SemanticDataset, run: OASISRunConfig,
+                 seed: int = 0, device: torch.device | str = "cpu", dist_info: DistInfo | None = None,
+                 vgg_weights: str | None = None):
+        gan = cfg if isinstance(cfg, SemanticGANConfig) else SemanticGANConfig(oasis=cfg)
+        cfg = gan.oasis
         if tuple(data.cfg.size) != tuple(cfg.output_size):
             raise ConfigError(f"dataset size {tuple(data.cfg.size)} differs from the generator output "
                               f"{cfg.output_size} (crop_size / aspect_ratio)")
         if data.cfg.semantic_nc != cfg.semantic_nc:
             raise ConfigError(f"dataset semantic_nc {data.cfg.semantic_nc} != model semantic_nc {cfg.semantic_nc}")
-        self.cfg, self.run, self.data, self.seed = cfg, run, data, int(seed)
+        self.gan, self.cfg, self.run, self.data, self.seed = gan, cfg, run, data, int(seed)
         self.dist = dist_info or DistInfo()
         self.device = torch.device(device)
         self.memory_format = torch.channels_last if run.channels_last else torch.contiguous_format
 
-        G = OASISGenerator(cfg).to(self.device, memory_format=self.memory_format)
-        D = OASISDiscriminator(cfg).to(self.device, memory_format=self.memory_format)
+        n = cfg.semantic_nc
+        G = build_generator(gan, n).to(self.device, memory_format=self.memory_format)
+        D = build_discriminator(gan, n)
+        self.plain_d = (D.num_scales == 1 and isinstance(D.nets[0], OASISDiscriminator)
+                        and gan.adversarial_loss == "n_plus_1" and not gan.feature_matching)
+        if self.plain_d:
+            D = D.nets[0]  # official OASIS D keys (module doc)
+        D = D.to(self.device, memory_format=self.memory_format)
+        self.loss = SemanticGANLoss(gan, build_vgg_loss(gan, vgg_weights))
+        if self.loss.vgg is not None:
+            self.loss.vgg.to(self.device)
         self.G_ema = copy.deepcopy(G).eval().requires_grad_(False)
         if self.dist.world_size > 1:
             from torch.nn.parallel import DistributedDataParallel as DDP
@@ -132,8 +186,9 @@ class OASISTrainer:
             G = DDP(G, device_ids=ids, broadcast_buffers=False)
             D = DDP(D, device_ids=ids, broadcast_buffers=False)
         self.G, self.D = G, D
-        self.opt_G = torch.optim.Adam(G.parameters(), lr=cfg.lr_g, betas=cfg.betas)
-        self.opt_D = torch.optim.Adam(D.parameters(), lr=cfg.lr_d, betas=cfg.betas)
+        lr_g, lr_d, betas = self.optimiser_settings(gan)
+        self.opt_G = torch.optim.Adam(G.parameters(), lr=lr_g, betas=betas)
+        self.opt_D = torch.optim.Adam(D.parameters(), lr=lr_d, betas=betas)
         g_mod = _unwrap(G)
         self._ema_pairs = [(e, g) for e, g in zip(list(self.G_ema.parameters()) + list(self.G_ema.buffers()),
                                                    list(g_mod.parameters()) + list(g_mod.buffers()))]
@@ -148,6 +203,13 @@ class OASISTrainer:
                                               self.dist.world_size, flip=data.cfg.flip)
         self._batches = None
         self._next = None  # iteration the open batch iterator serves next
+
+    @staticmethod
+    def optimiser_settings(gan: SemanticGANConfig) -> tuple[float, float, tuple[float, float]]:
+        """(lr_G, lr_D, Adam betas): SPADE TTUR for the SPADE+ G with a PatchGAN, OASIS otherwise (module doc)."""
+        if gan.generator == "spade_plus" and gan.discriminator != "oasis_unet":
+            return gan.spade.lr_g, gan.spade.lr_d, tuple(gan.spade.betas)
+        return gan.oasis.lr_g, gan.oasis.lr_d, tuple(gan.oasis.betas)
 
     # ------------------------------------------------------------------------------------------
     @property
@@ -184,50 +246,61 @@ class OASISTrainer:
     def _generator(self, iteration: int) -> torch.Generator:
         return torch.Generator(device=self.device).manual_seed(mix_seed(self.seed, self.dist.rank, iteration))
 
+    def _d(self, image: torch.Tensor, oh: torch.Tensor) -> DOutput:
+        """D's output as a DOutput (the bare OASIS U-Net does not see the label map)."""
+        if self.plain_d:
+            return DOutput([self.D(image)], [[]])
+        return self.D(image, oh)
+
     def train_step(self, iteration: int) -> dict[str, float]:
-        cfg = self.cfg
+        gan = self.gan
         real, label, oh = self._batch(iteration)
         gen = self._generator(iteration)
-        # --- 1. generator step (Eq. 4.5) ------------------------------------------------------
+        mode = pick_noise_mode(gan, gen)  # appendix Table 10; one draw per step only for "mix"
+        # --- 1. generator step (Eq. 4.5; hinge / FM / VGG for the ablations) ---------------------
         with record_function("oasis.G_step"):
             self.D.requires_grad_(False)
             with self._autocast():
-                fake = self.G(oh, noise_mode=self.run.noise_mode, generator=gen)
-                loss_g = generator_loss(self.D(fake), label, cfg.contain_dontcare_label, cfg.class_balancing)
+                fake = self.G(oh, noise_mode=mode, generator=gen)
+                d_real = None
+                if self.loss.needs_real_in_g_step:
+                    with torch.no_grad():
+                        d_real = self._d(real, oh)
+                g_terms = self.loss.generator(self._d(fake, oh), label, fake=fake, real=real, d_real=d_real)
             self.opt_G.zero_grad(set_to_none=True)
-            loss_g.backward()
+            g_terms["G_total"].backward()
             self.opt_G.step()
             self.D.requires_grad_(True)
-        # --- 2. discriminator step (Eq. 4.2 + LabelMix Eq. 4.4) --------------------------------
+        # --- 2. discriminator step (Eq. 4.2 + LabelMix Eq. 4.4, or CutMix / no mixing) -------------
         with record_function("oasis.D_step"):
             with self._autocast():
                 with torch.no_grad():
-                    fake = self.G(oh, noise_mode=self.run.noise_mode, generator=gen)
+                    fake = self.G(oh, noise_mode=mode, generator=gen)
                 fake = fake.contiguous(memory_format=self.memory_format)
-                d_fake = self.D(fake)
-                l_fake = n_plus_one_loss(d_fake, label, False, cfg.contain_dontcare_label, cfg.class_balancing)
-                d_real = self.D(real)
-                l_real = n_plus_one_loss(d_real, label, True, cfg.contain_dontcare_label, cfg.class_balancing)
-                loss_d = l_fake + l_real
-                l_lm = torch.zeros((), device=self.device)
-                if cfg.lambda_labelmix > 0:
-                    mask = labelmix_mask(oh, per_image=cfg.labelmix_draw == "image", generator=gen)
-                    d_mixed = self.D(labelmix(real, fake, mask))
-                    l_lm = cfg.lambda_labelmix * labelmix_consistency(d_mixed, d_real, d_fake, mask)
-                    loss_d = loss_d + l_lm
+                d_fake = self._d(fake, oh)
+                d_real = self._d(real, oh)
+                d_mixed = mask = None
+                if gan.mixing != "none" and gan.lambda_mixing > 0:
+                    per_image = gan.mixing_per_image or self.cfg.labelmix_draw == "image"
+                    mask = mixing_mask(oh, gan.mixing, per_image=per_image, generator=gen)
+                    d_mixed = self._d(labelmix(real, fake, mask), oh)
+                d_terms = self.loss.discriminator(d_real, d_fake, label, d_mixed, mask)
             self.opt_D.zero_grad(set_to_none=True)
-            loss_d.backward()
+            d_terms["D_total"].backward()
             self.opt_D.step()
         # --- 3. EMA ------------------------------------------------------------------------------
         with record_function("oasis.ema"):
             self._ema_update()
-        values = torch.stack([loss_g.detach().float(), l_fake.detach().float(), l_real.detach().float(),
-                              l_lm.detach().float(), loss_d.detach().float()]).tolist()
-        return dict(zip(("G_adv", "D_fake", "D_real", "D_labelmix", "D_total"), values))
+        terms = {k: v for k, v in g_terms.items() if k != "G_total" or len(g_terms) > 2}
+        terms.update(D_fake=d_terms["D_fake"], D_real=d_terms["D_real"],
+                     D_labelmix=d_terms.get("D_mixing", torch.zeros((), device=self.device)),
+                     D_total=d_terms["D_total"])
+        values = torch.stack([t.detach().float() for t in terms.values()]).tolist()
+        return dict(zip(terms, values))
 
     @torch.no_grad()
     def _ema_update(self) -> None:
-        decay = float(self.cfg.ema_decay)
+        decay = float(self.gan.ema_decay)
         if self._ema_float:
             torch._foreach_lerp_([e for e, _ in self._ema_float], [g.to(e.dtype) for e, g in self._ema_float],
                                  1.0 - decay)
@@ -236,7 +309,7 @@ class OASISTrainer:
 
     # ------------------------------------------------------------------------------------------
     @torch.no_grad()
-    def refreshed_ema(self, n_batches: int | None = None) -> OASISGenerator:
+    def refreshed_ema(self, n_batches: int | None = None) -> nn.Module:
         """A copy of the EMA generator whose batch-norm statistics were re-estimated in train mode on up
         to ``n_batches`` (default ``run.bn_refresh_batches``) training batches (fixed order, no flip,
         noise from a seed of its own); returned in eval mode."""
@@ -270,7 +343,7 @@ class OASISTrainer:
 
 
 @torch.no_grad()
-def generate_for_labels(generator: OASISGenerator, labels: torch.Tensor, keys: list[int], seed: int,
+def generate_for_labels(generator: nn.Module, labels: torch.Tensor, keys: list[int], seed: int,
                         noise_mode: str = "image") -> torch.Tensor:
     """Images (B, 3, H, W) in [-1, 1] for label indices (B, H, W); image i's noise comes from a generator
     seeded with (seed, keys[i]), so the result does not depend on the batch composition."""
