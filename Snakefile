@@ -20,6 +20,9 @@ include: "workflow/rules/osmis.smk"
 include: "workflow/rules/osvos.smk"
 include: "workflow/rules/stm.smk"
 include: "workflow/rules/synthesis.smk"
+include: "workflow/rules/oasis.smk"
+include: "workflow/rules/sivgan.smk"
+include: "workflow/rules/repri.smk"
 include: "workflow/rules/tables.smk"
 
 

@@ -106,6 +106,9 @@ def _check_dataclass_params(cfg: Mapping[str, Any]) -> None:
         for name, overrides in osmis.get("variants", {}).items():
             checks.append((OSMISConfig, deep_merge(osmis.get("params", {}), overrides),
                            f"models.osmis.variants.{name}"))
+        for name, overrides in osmis.get("collection_params", {}).items():
+            checks.append((OSMISConfig, deep_merge(osmis.get("params", {}), overrides),
+                           f"models.osmis.collection_params.{name}"))
     except ImportError:  # pragma: no cover - only while the package is incomplete
         pass
     try:

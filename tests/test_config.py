@@ -67,3 +67,14 @@ def test_deep_merge_semantics():
     out = cfgmod.deep_merge(base, {"a": {"c": {"e": 3}}, "x": [3]})
     assert out == {"a": {"b": 1, "c": {"d": 2, "e": 3}}, "x": [3]}
     assert base["a"]["c"] == {"d": 2}  # input untouched
+
+
+def test_collection_params_are_validated_and_coco_fits_its_own_resolution(raw):
+    eff = cfgmod.resolve({**raw, "preset": "paper"})
+    osmis = eff["models"]["osmis"]
+    assert osmis["params"]["image_size"] == [384, 640]                 # DAVIS: fixed 640x384 (thesis l.1835)
+    assert osmis["collection_params"]["coco20i"]["image_size"] is None  # COCO: the pair's own size
+    bad = copy.deepcopy(raw)
+    bad["models"]["osmis"]["collection_params"] = {"coco20i": {"image_sise": None}}
+    with pytest.raises(ConfigError, match="image_sise"):
+        cfgmod.resolve(bad)

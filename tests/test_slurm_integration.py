@@ -43,7 +43,11 @@ SCRIPTS = REPO / "workflow" / "scripts"
 PROFILE = REPO / "workflow" / "profiles" / "slurm" / "config.yaml"
 # Rules that the profile sends to a GPU (its set-resources with gpu: 1).
 GPU_RULES = ("train_osmis", "sample_osmis", "sifid_filter", "osvos_parent", "osvos_finetune", "stm_run",
-             "stm_train_tiny")
+             "stm_train_tiny", "train_sivgan", "sample_sivgan", "sivgan_metrics", "synthesis_sifid",
+             "synthesis_lpips", "synthesis_mask_alignment", "repri_evaluate", "repri_train_tiny", "train_oasis",
+             "sample_oasis", "sample_oasis_multi", "oasis_fid", "oasis_segmenter", "oasis_miou_raw")
+# GPU rules whose GPU count is the rule's own `resources: gpu=` (from config.yaml), not the profile's.
+RULE_SET_GPU = ("train_oasis",)
 TEST_ACCOUNT = "testacct"  # created by slurm-up --accounting (SLURM_TEST_ACCOUNT)
 TARGET = os.environ.get("SLURM_TEST_TARGET", "table_6_5")
 RUN_TIMEOUT = int(os.environ.get("SLURM_TEST_TIMEOUT", "3000"))
@@ -181,9 +185,24 @@ def test_profile_without_site_settings_passes_no_account_or_partition(monkeypatc
     res = _set_resources(parsed)
     assert set(GPU_RULES) <= set(res)
     for rule in GPU_RULES:
-        assert res[rule]["gpu"] == "1", rule
+        assert res[rule].get("gpu") == ("1" if rule not in RULE_SET_GPU else None), rule
         assert int(res[rule]["cpus_per_gpu"]) >= 1, rule
         assert "mem_mb" in res[rule] and "runtime" in res[rule], rule
+
+
+def test_profile_resources_name_existing_rules():
+    """A typo in a set-resources key would silently send that rule to a CPU node."""
+    import re
+
+    import yaml
+
+    rules = set()
+    for smk in (REPO / "workflow" / "rules").glob("*.smk"):
+        rules |= set(re.findall(r"^(?:rule|checkpoint)\s+([A-Za-z0-9_]+)\s*:", smk.read_text(), re.M))
+    profile = yaml.safe_load(PROFILE.read_text())
+    unknown = sorted(set(profile["set-resources"]) - rules)
+    assert not unknown, f"profile set-resources names no rule: {unknown}"
+    assert set(GPU_RULES) <= set(profile["set-resources"])
 
 
 def test_profile_site_settings_from_environment(monkeypatch):

@@ -87,3 +87,46 @@ def test_readme_ablation_example_plans_only_the_new_jobs(tmp_path):
     assert counts["train_osmis"] == 2 * (2 + 3)            # default + no_fa variant for every sequence
     assert counts["osvos_finetune"] == (4 + 1) * 2 * (2 + 3)
     assert "no_fa/davis2017" in base.stdout and "sifid1234_drop25" in base.stdout
+
+
+def _fake_test_dev(resources, n):
+    d = resources / "davis2017_test_dev_480p" / "DAVIS" / "ImageSets" / "2017"
+    d.mkdir(parents=True)
+    (d / "test-dev.txt").write_text("\n".join(f"td{i:02d}" for i in range(n)) + "\n")
+    (resources / "davis2017_test_dev_480p" / ".complete").write_text("test marker\n")
+
+
+def test_davis17_test_dev_split_plans_submissions_not_scores(tmp_path):
+    """datasets.davis.split_2017 = test-dev: OSMIS / OSVOS / STM run on the test-dev videos and their
+    predictions are zipped for the evaluation server; the table's DAVIS-17 cells are 'not built' (no GT)."""
+    res_dir = tmp_path / "resources"
+    fake_davis(res_dir, 20, 30)
+    _fake_test_dev(res_dir, 30)
+    extra = tmp_path / "test_dev.yaml"
+    extra.write_text(yaml.safe_dump({"datasets": {"davis": {"split_2017": "test-dev"}}}))
+    common = ["--configfile", str(extra), "--config", "preset=paper", f"resources_dir={res_dir}",
+              f"results_dir={tmp_path}/results"]
+    res = snakemake_dry("davis17_test_dev_submissions", *common)
+    assert res.returncode == 0, res.stderr[-3000:]
+    counts = job_counts(res.stdout)
+    assert counts["davis_test_dev_submission"] == 2 * 4 * 5      # (OSVOS, STM) x 4 settings x 5 seeds
+    assert counts["osvos_finetune"] == 4 * 5 * 30                # every test-dev video
+    assert counts["train_osmis"] == 30                           # pools from the test-dev first frames
+    assert "davis_evaluate" not in counts and "fetch_davis2017_test_dev_480p" not in counts
+    assert "davis2017testdev/td00" in res.stdout
+
+    res = snakemake_dry("table_6_5", *common)                    # only DAVIS-16 is scored locally
+    assert res.returncode == 0, res.stderr[-3000:]
+    counts = job_counts(res.stdout)
+    assert counts["train_osmis"] == 20 and counts["osvos_finetune"] == 4 * 5 * 20
+
+    plain = snakemake_dry("davis17_test_dev_submissions", "--config", "preset=paper", f"resources_dir={res_dir}",
+                          f"results_dir={tmp_path}/results")
+    assert plain.returncode != 0 and "split_2017: test-dev" in plain.stdout + plain.stderr
+
+
+def test_qualitative_figures_plan_grids_and_interpolations(tmp_path):
+    res = snakemake_dry("qualitative_figures", "--config", "preset=tiny", f"results_dir={tmp_path}/results")
+    assert res.returncode == 0, res.stderr[-3000:]
+    counts = job_counts(res.stdout)
+    assert counts["qualitative_osmis"] == 4 and counts["train_osmis"] == 2   # grid + interpolation, 2 pairs

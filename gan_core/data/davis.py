@@ -26,7 +26,7 @@ from ..errors import ConfigError, DataError, MissingResourceError
 from ..utils.images import check_pair, read_image, read_mask
 
 YEARS = ("2016", "2017")
-SPLITS = ("train", "val")
+SPLITS = ("train", "val", "test-dev")
 VOID = 255
 DEFAULT_FETCH_TARGET = "fetch_davis2017_trainval_480p"
 

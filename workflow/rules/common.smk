@@ -29,8 +29,8 @@ THREADS = CFG.get("threads", 2)
 
 
 wildcard_constraints:
-    year="2016|2017",
-    collection=r"davis2016|davis2017|coco20i_fold[0-3]",
+    year="2016|2017|2017testdev",
+    collection=r"davis2016|davis2017|davis2017testdev|coco20i_fold[0-3]",
     seed=r"\d+",
     seq=r"[A-Za-z0-9_.\-]+",
     variant=r"[A-Za-z0-9_\-]+",
@@ -38,6 +38,11 @@ wildcard_constraints:
     aug="none|standard|synthetic|both",
     system="osvos|stm",
     pool=r"real|[A-Za-z0-9_\-]+\+[A-Za-z0-9_\-]+",
+
+
+# Table builders (name -> function(row, column, seed) -> cell) and a footer sentence per builder,
+# filled by the rule files that own them; read by tables.smk.
+BUILDER_NOTES = {}
 
 
 def as_json(obj):

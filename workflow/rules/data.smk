@@ -50,7 +50,13 @@ for _entry in MANIFEST.values():
 
 
 DAVIS = CFG["datasets"]["davis"]
+# "2017testdev" = DAVIS-17 evaluated on test-dev (datasets.davis.split_2017); its own paths, so that
+# val and test-dev results never mix. The --mode of the CLIs is the first four characters.
+DAVIS17 = "2017testdev" if DAVIS.get("split_2017", "val") == "test-dev" else "2017"
 if DAVIS["source"] == "embedded":
+    if DAVIS17 == "2017testdev":
+        raise WorkflowError("datasets.davis.split_2017 = test-dev needs the real DAVIS-2017 test-dev archive; "
+                            "the embedded tiny dataset has no test-dev split (use split_2017: val).")
     EMBEDDED_CFG = gc_embedded.EmbeddedDavisConfig(**DAVIS["embedded"])
     DAVIS_ROOT = f"{R}/data/DAVIS"
     DAVIS_INPUT = DAVIS_ROOT
@@ -59,20 +65,36 @@ else:
     DAVIS_INPUT = resource_marker(DAVIS["fetch"])
 
 
+def davis_root(year):
+    """The DAVIS tree of a year wildcard (2016 | 2017 from trainval; 2017testdev from the test-dev archive)."""
+    if year == "2017testdev":
+        return f"{resource_file(DAVIS['test_dev_fetch'])}/{DAVIS.get('subdir', '')}".rstrip("/")
+    return DAVIS_ROOT
+
+
+def davis_input(year):
+    return resource_marker(DAVIS["test_dev_fetch"]) if year == "2017testdev" else DAVIS_INPUT
+
+
+def davis_mode(year):
+    return year[:4]
+
+
 def davis_available():
     return DAVIS["source"] == "embedded" or Path(DAVIS_ROOT, "ImageSets").is_dir()
 
 
 def val_sequences(year):
-    """The evaluated sequences (DAVIS val split) of DAVIS-16 or DAVIS-17."""
+    """The evaluated sequences of DAVIS-16 / DAVIS-17 (val split) or DAVIS-17 test-dev."""
     if DAVIS["source"] == "embedded":
         specs = [s for s in gc_embedded.sequence_specs(EMBEDDED_CFG) if s.split == "val"]
         return [s.name for s in specs if year == "2017" or s.n_objects == 1]
-    listing = Path(DAVIS_ROOT, "ImageSets", year, "val.txt")
+    split, fetch = ("test-dev", DAVIS["test_dev_fetch"]) if year == "2017testdev" else ("val", DAVIS["fetch"])
+    listing = Path(davis_root(year), "ImageSets", davis_mode(year), f"{split}.txt")
     if not listing.is_file():
         raise WorkflowError(
             f"DAVIS is missing: {listing} not found. Fetch it with "
-            f"'snakemake --cores 1 fetch_{DAVIS['fetch']}' (first time: add "
+            f"'snakemake --cores 1 fetch_{fetch}' (first time: add "
             "--config allow_unpinned_downloads=true, since no checksum of the archive is published; "
             "the recorded sha256 is then checked on every later use)."
         )
@@ -93,12 +115,15 @@ rule embedded_davis:
 
 rule first_frame_pair:
     input:
-        DAVIS_INPUT,
+        lambda wc: davis_input(wc.year),
     output:
         image=f"{R}/data/pairs/davis{{year}}/{{seq}}/image.png",
         mask=f"{R}/data/pairs/davis{{year}}/{{seq}}/mask.png",
+    params:
+        root=lambda wc: davis_root(wc.year),
+        mode=lambda wc: davis_mode(wc.year),
     log:
         f"{R}/logs/first_frame_pair/davis{{year}}/{{seq}}.log",
     shell:
-        "{PY} -m gan_core.data.pair_cli --davis-root {DAVIS_ROOT} --sequence {wildcards.seq} "
-        "--mode {wildcards.year} --out-image {output.image} --out-mask {output.mask} > {log} 2>&1"
+        "{PY} -m gan_core.data.pair_cli --davis-root {params.root} --sequence {wildcards.seq} "
+        "--mode {params.mode} --out-image {output.image} --out-mask {output.mask} > {log} 2>&1"

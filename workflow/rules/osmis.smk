@@ -5,13 +5,18 @@
 # (coco20i_fold<k>, rules in repri.smk). Paths below are the same for every collection.
 
 
-def osmis_params(variant):
-    """OSMISConfig overrides for a variant (preset params + variant overrides) plus loop settings."""
+def osmis_params(variant, collection=None):
+    """OSMISConfig overrides for a variant (preset params, then the collection's overrides, then the
+    variant's) plus loop settings."""
     osmis = CFG["models"]["osmis"]
     variants = osmis.get("variants", {})
     if variant not in variants:
         raise WorkflowError(f"unknown OSMIS variant {variant!r}; declared: {sorted(variants)}")
-    params = gc_config.deep_merge(osmis.get("params", {}), variants[variant])
+    params = dict(osmis.get("params", {}))
+    for prefix, overrides in osmis.get("collection_params", {}).items():
+        if collection is not None and collection.startswith(prefix):
+            params = gc_config.deep_merge(params, overrides)
+    params = gc_config.deep_merge(params, variants[variant])
     params.update(iterations=osmis["iterations"], checkpoint_every=osmis["checkpoint_every"],
                   log_every=osmis["log_every"])
     return params
@@ -29,7 +34,7 @@ rule train_osmis:
         f"{R}/train/osmis/{{variant}}/{{collection}}/{{seq}}/seed{{seed}}/done.json",
     params:
         out=osmis_run_dir,
-        cfg=lambda wc: as_json(osmis_params(wc.variant)),
+        cfg=lambda wc: as_json(osmis_params(wc.variant, wc.collection)),
         extra=("--bf16 " if CFG.get("bf16") else "") + ("--channels-last" if CFG.get("channels_last") else ""),
     log:
         f"{R}/logs/train_osmis/{{variant}}/{{collection}}/{{seq}}/seed{{seed}}.log",
@@ -98,3 +103,41 @@ rule sifid_filter:
         "--out {params.out} --layers {params.layers} --drop-fraction {params.drop} --weights {params.weights} "
         "--seed 0 --device {DEVICE} --batch-size {params.batch} --min-side {params.min_side} "
         "--real-mode {CFG[filtering][real_mode]} > {log} 2>&1"
+
+
+rule qualitative_osmis:
+    # The thesis' qualitative figures for any trained OSMIS / SIV-GAN run: a sample grid beside the
+    # training pair (masks overlaid) or a latent interpolation strip. Example target:
+    #   snakemake results/tiny/figures/qualitative/grid/osmis/default/davis2017/<seq>/seed0.png
+    input:
+        f"{R}/train/osmis/{{variant}}/{{collection}}/{{seq}}/seed{{seed}}/done.json",
+    output:
+        f"{R}/figures/qualitative/{{kind}}/osmis/{{variant}}/{{collection}}/{{seq}}/seed{{seed}}.png",
+    params:
+        run=osmis_run_dir,
+    wildcard_constraints:
+        kind="grid|interpolate",
+    log:
+        f"{R}/logs/qualitative_osmis/{{kind}}/{{variant}}/{{collection}}/{{seq}}/seed{{seed}}.log",
+    threads: THREADS
+    resources:
+        mem_mb=8000,
+        runtime=30,
+    shell:
+        "{PY} -m gan_core.report.qualitative {wildcards.kind} --run {params.run} --out {output} "
+        "--seed {CFG[sampling][seed]} --device {DEVICE} > {log} 2>&1"
+
+
+def qualitative_targets():
+    """Sample grids and interpolations of the default OSMIS model on the first DAVIS-17 pairs."""
+    if not davis_available():
+        return []
+    seed = CFG["seeds"]["osmis"][0]
+    return [f"{R}/figures/qualitative/{kind}/osmis/default/davis2017/{seq}/seed{seed}.png"
+            for seq in val_sequences("2017")[:2] for kind in ("grid", "interpolate")]
+
+
+rule qualitative_figures:
+    localrule: True
+    input:
+        lambda wc: qualitative_targets(),

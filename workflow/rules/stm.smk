@@ -53,7 +53,7 @@ def stm_pool_template(wc):
 rule stm_run:
     # One job per (setting, dataset, seed) over all sequences: inference is short, the model loads once.
     input:
-        davis=DAVIS_INPUT,
+        davis=lambda wc: davis_input(wc.year),
         weights=stm_weights_input(),
         pools=stm_pool_manifests,
     output:
@@ -64,6 +64,8 @@ rule stm_run:
         pool=stm_pool_template,
         weights=stm_weights_file(),
         cfg=lambda wc: as_json({**STM.get("params", {}), "standard_aug": wc.aug in ("standard", "both")}),
+        root=lambda wc: davis_root(wc.year),
+        mode=lambda wc: davis_mode(wc.year),
     log:
         f"{R}/logs/stm_run/{{aug}}/{{pool}}/davis{{year}}/seed{{seed}}.log",
     benchmark:
@@ -73,6 +75,6 @@ rule stm_run:
         mem_mb=16000,
         runtime=120,
     shell:
-        "{PY} -m downstream.stm_cli run --davis-root {DAVIS_ROOT} --sequences {params.seqs} --mode {wildcards.year} "
+        "{PY} -m downstream.stm_cli run --davis-root {params.root} --sequences {params.seqs} --mode {params.mode} "
         "--weights {params.weights} --synthetic-manifest {params.pool:q} --out {params.out} "
         "--params {params.cfg:q} --seed {wildcards.seed} --device {DEVICE} > {log} 2>&1"

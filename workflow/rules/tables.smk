@@ -22,7 +22,8 @@ def table_plan(table_id):
         for col_id, col in wiring["columns"].items():
             cells[col_id] = [builder(row, col, seed) for seed in table_seeds(table_id)]
         rows[row_id] = {"label": row.get("label"), "cells": cells}
-    return {"preset": PRESET, "rows": rows, "not_built": wiring.get("not_built", {}), "note": wiring.get("note", "")}
+    note = " ".join(n for n in (wiring.get("note", ""), BUILDER_NOTES.get(wiring["builder"], "")) if n)
+    return {"preset": PRESET, "rows": rows, "not_built": wiring.get("not_built", {}), "note": note}
 
 
 def plan_files(table_id):
