@@ -193,13 +193,18 @@ def repri_image(size: int = REPRI_SIZE) -> dict[str, Any]:
 
 
 # ----------------------------------------------------------------------------------------------- OASIS
-def oasis_image(dataset: str = "ade20k", batch: int = 1) -> dict[str, Any]:
-    """FLOPs of one ``OASISTrainer.train_step`` at ``batch`` images, divided by ``batch`` (CPU)."""
+def oasis_image(dataset: str = "ade20k", batch: int = 1, variant: dict[str, Any] | None = None) -> dict[str, Any]:
+    """FLOPs of one ``OASISTrainer.train_step`` at ``batch`` images, divided by ``batch`` (CPU).
+
+    ``variant``: a config.yaml ``models.oasis.variants`` entry (``--params`` overrides: SemanticGANConfig
+    switches, ``gan_preset``, ``spade``), built by the training CLI's own parser, e.g. ``{"gan_preset":
+    "spade_plus"}`` for SPADE+ (its VGG loss runs on a seeded random VGG19 here: same FLOPs)."""
     from ..data.semantic import one_hot
-    from ..nets.oasis_config import OASISConfig
+    from ..train.oasis_cli import gan_config
     from ..train.oasis_trainer import OASISRunConfig, OASISTrainer
 
-    cfg = OASISConfig(dataset=dataset, batch_size=batch)
+    gan = gan_config({**(variant or {}), "dataset": dataset, "batch_size": batch}, where="FLOP target")
+    cfg = gan.oasis
     h, w = cfg.output_size
     nc = cfg.semantic_nc
 
@@ -215,10 +220,12 @@ def oasis_image(dataset: str = "ade20k", batch: int = 1) -> dict[str, Any]:
 
     fake = _Data([None] * batch)
     torch.manual_seed(0)
-    trainer = _SyntheticTrainer(cfg, fake, OASISRunConfig(), seed=0, device="cpu")
+    trainer = _SyntheticTrainer(gan, fake, OASISRunConfig(), seed=0, device="cpu")
     flops = count_flops(lambda: trainer.train_step(0))
     return {"flops": flops / batch, "hw": [h, w], "semantic_nc": nc, "batch_counted": batch,
-            "unit": "training image (G step + D step incl. LabelMix)"}
+            "variant": variant or {}, "generator": gan.generator, "discriminator": gan.discriminator,
+            "vgg_loss": gan.vgg_loss, "mixing": gan.mixing,
+            "unit": "training image (G step + D step, incl. the variant's mixing / VGG terms)"}
 
 
 # ------------------------------------------------------------------------------------ mask alignment
@@ -291,6 +298,12 @@ TARGETS: dict[str, Target] = {t.name: t for t in (
     Target("repri_image", lambda s: repri_image(), False, "PSPNet-50 features of one image"),
     Target("mask_alignment_384x640", lambda s: mask_alignment_job(), description="UNet mask alignment job"),
     Target("oasis_image_256", lambda s: oasis_image("ade20k"), description="OASIS ADE20K, one image"),
+    # Chapter-4 baselines / ablations with another G or D (models.oasis.variants): counted with the same trainer
+    Target("spade_plus_image_256", lambda s: oasis_image("ade20k", variant={"gan_preset": "spade_plus"}),
+           description="SPADE+ (SPADE G, 2-scale PatchGAN, VGG loss) ADE20K, one image"),
+    Target("oasis_g_patchgan_image_256", lambda s: oasis_image("ade20k", variant={
+        "no_3dnoise": True, "mixing": "none", "discriminator": "ms_patchgan"}),
+        description="OASIS G + 2-scale PatchGAN D (Table 4.9) ADE20K, one image"),
 )}
 
 

@@ -36,7 +36,7 @@ from ..utils.atomic import write_json, write_text
 DEFAULT_COSTS = REPO_ROOT / "workflow" / "compute_costs.yaml"
 DEFAULT_FLOPS = REPO_ROOT / "results" / "compute" / "flops.json"
 SECONDS_PER_HOUR = 3600.0
-NON_GPU_PREFIXES = ("fetch_", "table_")
+NON_GPU_PREFIXES = ("fetch_", "table_", "appendix_")   # downloads; table targets
 
 
 # ------------------------------------------------------------------------------------- dry-run parsing
@@ -76,7 +76,7 @@ def parse_jobs(text: str) -> list[Job]:
     jobs: list[Job] = []
     current: Job | None = None
     for line in text.splitlines():
-        m = re.match(r"^(?:local)?rule ([A-Za-z_][A-Za-z0-9_]*):\s*$", line)
+        m = re.match(r"^(?:local)?(?:rule|checkpoint) ([A-Za-z_][A-Za-z0-9_]*):\s*$", line)
         if m:
             current = Job(m.group(1))
             jobs.append(current)
@@ -204,9 +204,11 @@ def _flops_key(spec: Any, wildcards: Mapping[str, str], where: str) -> str:
         return spec
     if isinstance(spec, Mapping) and "wildcard" in spec:
         value = wildcards.get(spec["wildcard"])
-        if value not in spec:
-            raise ConfigError(f"{where}: no FLOP entry for {spec['wildcard']}={value!r}")
-        return spec[value]
+        if value in spec:
+            return spec[value]
+        if "_other" in spec:               # every value not named (e.g. the OASIS U-Net variants)
+            return spec["_other"]
+        raise ConfigError(f"{where}: no FLOP entry for {spec['wildcard']}={value!r}")
     raise ConfigError(f"{where}: 'flops' must be a name or a {{wildcard: ..., value: name}} mapping")
 
 
