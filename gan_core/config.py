@@ -82,6 +82,10 @@ def _check_references(cfg: Mapping[str, Any]) -> None:
     if cfg["filtering"]["default"] not in selections:
         raise ConfigError(f"filtering.default: unknown selection {cfg['filtering']['default']!r}")
     variants = cfg["models"]["osmis"].get("variants", {})
+    for name in cfg["models"]["osmis"].get("mask_free_variants", []):
+        if name not in variants:
+            raise ConfigError(f"models.osmis.mask_free_variants names {name!r}, which is not a declared variant; "
+                              f"known: {sorted(variants)}")
     for table_id, table in cfg["tables"].items():
         for row_id, row in table["rows"].items():
             if "selection" in row and row["selection"] not in selections:

@@ -97,3 +97,17 @@ def test_table_6_2_cells_from_hand_made_metric_files(tmp_path):
     assert df.at[("osmis", "miou"), "ours_mean"] == pytest.approx(70.0)          # mIoU in percent
     assert df.at[("osmis", "miou"), "diff"] == pytest.approx(70.0 - 86.6)         # thesis Table 6.2: 86.6
     assert str(df.at[("semanticgan", "sifid"), "status"]).startswith("not built yet")
+
+
+def test_table_6_1_sivgan_row_trains_without_the_mask(tmp_path):
+    """Table 6.1's SIV-GAN row: a mask-free variant (no --mask, no mask-alignment job), beside OSMIS."""
+    res = snakemake_dry("table_6_1", "-p", "--config", "preset=tiny", f"results_dir={tmp_path}/results")
+    assert res.returncode == 0, res.stderr[-3000:]
+    counts = job_counts(res.stdout)
+    n_seq = counts["train_osmis"] // 2                       # sivgan + default per DAVIS-17 val sequence
+    assert n_seq >= 1 and counts["synthesis_mask_alignment"] == n_seq   # only OSMIS' pools have masks
+    train_cmds = [ln for ln in res.stdout.splitlines() if "osmis_cli train" in ln]
+    sivgan = [c for c in train_cmds if "/train/osmis/sivgan/" in c]
+    osmis = [c for c in train_cmds if "/train/osmis/default/" in c]
+    assert len(sivgan) == len(osmis) == n_seq
+    assert all("--mask" not in c for c in sivgan) and all("--mask" in c for c in osmis)

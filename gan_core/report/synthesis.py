@@ -37,10 +37,12 @@ def _number(value: Any) -> float | None:
     return float(value)
 
 
-def merge_pool_metrics(sifid_file: str | Path, lpips_file: str | Path, mask_file: str | Path,
+def merge_pool_metrics(sifid_file: str | Path, lpips_file: str | Path, mask_file: str | Path | None,
                        out: str | Path, provenance: Mapping[str, Any]) -> dict[str, Any]:
-    """One JSON per pool: sifid (layer 0 mean), lpips (mean pairwise), miou (+ thresholded score)."""
-    sifid, lpips, mask = (read_metric_file(p) for p in (sifid_file, lpips_file, mask_file))
+    """One JSON per pool: sifid (layer 0 mean), lpips (mean pairwise), miou (+ thresholded score).
+    ``mask_file`` None: a mask-free model (SIV-GAN) -- no mask-alignment entries (null, left out of averages)."""
+    sifid, lpips = (read_metric_file(p) for p in (sifid_file, lpips_file))
+    mask = read_metric_file(mask_file) if mask_file is not None else {}
     try:
         sifid_value = sifid["value"]["mean_sifid_64"]
     except (KeyError, TypeError) as exc:
@@ -56,7 +58,8 @@ def merge_pool_metrics(sifid_file: str | Path, lpips_file: str | Path, mask_file
         "pixel_accuracy": _number(details.get("pixel_accuracy")),
         "n_samples": details.get("n_fakes"),
         "definitions": DEFINITIONS,
-        "sources": {"sifid": str(sifid_file), "lpips": str(lpips_file), "mask_alignment": str(mask_file)},
+        "sources": {"sifid": str(sifid_file), "lpips": str(lpips_file),
+                    "mask_alignment": None if mask_file is None else str(mask_file)},
         "provenance": {**provenance,
                        "weights_label": "; ".join(f"{k}: {v}" for k, v in labels.items() if v)},
     }

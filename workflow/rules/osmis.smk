@@ -22,6 +22,12 @@ def osmis_params(variant, collection=None):
     return params
 
 
+def mask_free(variant):
+    """A variant listed in models.osmis.mask_free_variants trains without the mask: SIV-GAN on the pair's
+    image (thesis Table 6.1's SIV-GAN row; osmis_cli train without --mask)."""
+    return variant in CFG["models"]["osmis"].get("mask_free_variants", [])
+
+
 def osmis_run_dir(wc):
     return f"{R}/train/osmis/{wc.variant}/{wc.collection}/{wc.seq}/seed{wc.seed}"
 
@@ -35,6 +41,7 @@ rule train_osmis:
     params:
         out=osmis_run_dir,
         cfg=lambda wc: as_json(osmis_params(wc.variant, wc.collection)),
+        mask=lambda wc, input: "" if mask_free(wc.variant) else f"--mask {input.mask}",
         extra=("--bf16 " if CFG.get("bf16") else "") + ("--channels-last" if CFG.get("channels_last") else ""),
     log:
         f"{R}/logs/train_osmis/{{variant}}/{{collection}}/{{seq}}/seed{{seed}}.log",
@@ -45,7 +52,7 @@ rule train_osmis:
         mem_mb=8000,
         runtime=60 * 48,
     shell:
-        "{PY} -m gan_core.train.osmis_cli train --image {input.image} --mask {input.mask} "
+        "{PY} -m gan_core.train.osmis_cli train --image {input.image} {params.mask} "
         "--out {params.out} --params {params.cfg:q} --seed {wildcards.seed} --device {DEVICE} {params.extra} "
         "> {log} 2>&1"
 

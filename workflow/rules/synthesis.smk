@@ -119,11 +119,12 @@ rule synthesis_pool_metrics:
     input:
         sifid=f"{SYN_POOL}/raw/sifid.json",
         lpips=f"{SYN_POOL}/raw/lpips.json",
-        mask=f"{SYN_POOL}/raw/mask_alignment.json",
+        mask=lambda wc: [] if mask_free(wc.variant) else [f"{SYN_POOL}/raw/mask_alignment.json".format(
+            variant=wc.variant, year=wc.year, seq=wc.seq, seed=wc.seed)],
     output:
         f"{SYN_POOL}.json",
     run:
-        gc_synthesis.merge_pool_metrics(input.sifid, input.lpips, input.mask, output[0],
+        gc_synthesis.merge_pool_metrics(input.sifid, input.lpips, input.mask[0] if input.mask else None, output[0],
                                         synthesis_provenance(wildcards.variant, wildcards.seed))
 
 
