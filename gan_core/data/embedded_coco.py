@@ -20,17 +20,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-from ..errors import ConfigError, DataError
-from ..utils.atomic import atomic_path, write_text
+from ..errors import ConfigError
+from ..utils.atomic import replace_dir, atomic_path, write_text
 from .coco import COCO_CATEGORIES, fill_polygon
 from .embedded_davis import _BG_TINTS, SOURCE_LICENCES, _bilinear, _tint, load_sources
 
@@ -162,21 +159,4 @@ def write_dataset(root: str | Path, cfg: EmbeddedCocoConfig = EmbeddedCocoConfig
 def generate(out: str | Path, cfg: EmbeddedCocoConfig = EmbeddedCocoConfig()) -> Path:
     """Build in a temporary sibling and rename onto ``out``; an existing ``out`` is replaced only if it is an
     earlier embedded COCO dataset."""
-    out = Path(out)
-    if out.exists() and not (out / "embedded_coco.json").is_file():
-        raise DataError(out, "exists and is not an embedded COCO dataset; refusing to replace it")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.build-", dir=out.parent))
-    try:
-        write_dataset(tmp, cfg)
-        if out.exists():
-            trash = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
-            os.rename(out, trash / "old")
-            os.rename(tmp, out)
-            shutil.rmtree(trash, ignore_errors=True)
-        else:
-            os.rename(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return out
+    return replace_dir(out, "embedded_coco.json", "an embedded COCO dataset", lambda tmp: write_dataset(tmp, cfg))

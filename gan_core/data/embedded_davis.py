@@ -28,9 +28,6 @@ import dataclasses
 import hashlib
 import importlib.util
 import json
-import os
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,7 +35,7 @@ import numpy as np
 from PIL import Image
 
 from ..errors import ConfigError, DataError
-from ..utils.atomic import atomic_path, write_text
+from ..utils.atomic import replace_dir, atomic_path, write_text
 from ..utils.images import write_mask
 
 # sha256 of the scikit-image sample files (skimage.data._registry.registry, scikit-image 0.26;
@@ -309,21 +306,4 @@ def generate(out: str | Path, cfg: EmbeddedDavisConfig = EmbeddedDavisConfig()) 
     An existing ``out`` is replaced only if it is an earlier embedded dataset (it has
     ``embedded_davis.json``); anything else there is an error, never deleted.
     """
-    out = Path(out)
-    if out.exists() and not (out / "embedded_davis.json").is_file():
-        raise DataError(out, "exists and is not an embedded DAVIS dataset; refusing to replace it")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.build-", dir=out.parent))
-    try:
-        write_dataset(tmp, cfg)
-        if out.exists():
-            trash = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
-            os.rename(out, trash / "old")
-            os.rename(tmp, out)
-            shutil.rmtree(trash, ignore_errors=True)
-        else:
-            os.rename(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return out
+    return replace_dir(out, "embedded_davis.json", "an embedded DAVIS dataset", lambda tmp: write_dataset(tmp, cfg))

@@ -14,16 +14,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from PIL import Image
 
-from ..errors import ConfigError, DataError
-from ..utils.atomic import atomic_path, write_text
+from ..errors import ConfigError
+from ..utils.atomic import replace_dir, atomic_path, write_text
 from .embedded_davis import SOURCE_LICENCES, EmbeddedDavisConfig, SequenceSpec, load_sources, render_sequence
 
 FORMAT_VERSION = 1
@@ -85,21 +82,4 @@ def write_dataset(root: str | Path, cfg: EmbeddedSingleConfig = EmbeddedSingleCo
 
 def generate(out: str | Path, cfg: EmbeddedSingleConfig = EmbeddedSingleConfig()) -> Path:
     """Build in a temporary sibling folder and rename onto ``out`` (only an earlier embedded set is replaced)."""
-    out = Path(out)
-    if out.exists() and not (out / META).is_file():
-        raise DataError(out, "exists and is not an embedded single-image dataset; refusing to replace it")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.build-", dir=out.parent))
-    try:
-        write_dataset(tmp, cfg)
-        if out.exists():
-            trash = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
-            os.rename(out, trash / "old")
-            os.rename(tmp, out)
-            shutil.rmtree(trash, ignore_errors=True)
-        else:
-            os.rename(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return out
+    return replace_dir(out, META, "an embedded single-image dataset", lambda tmp: write_dataset(tmp, cfg))

@@ -4,9 +4,10 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 
 @contextlib.contextmanager
@@ -42,3 +43,31 @@ def torch_save(obj: Any, path: str | Path) -> None:
 
     with atomic_path(path) as tmp:
         torch.save(obj, tmp)
+
+
+def replace_dir(out: str | Path, marker: str, what: str, build: Callable[[Path], Any]) -> Path:
+    """Build a folder with ``build(tmp)`` in a temporary sibling and rename it onto ``out``.
+
+    An existing ``out`` is replaced only if it holds the file ``marker`` (an earlier build of the same kind);
+    anything else there is a DataError naming it, never deleted. On an exception the partial build is removed
+    and ``out`` is left untouched."""
+    from ..errors import DataError
+
+    out = Path(out)
+    if out.exists() and not (out / marker).is_file():
+        raise DataError(out, f"exists and is not {what}; refusing to replace it")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.build-", dir=out.parent))
+    try:
+        build(tmp)
+        if out.exists():
+            trash = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
+            os.rename(out, trash / "old")
+            os.rename(tmp, out)
+            shutil.rmtree(trash, ignore_errors=True)
+        else:
+            os.rename(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out
