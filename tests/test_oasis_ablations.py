@@ -9,7 +9,6 @@ import pytest
 import torch
 
 from gan_core.config import deep_merge
-from gan_core.data.embedded_ade import EmbeddedADEConfig, build
 from gan_core.data.semantic import SemanticDataConfig, SemanticDataset
 from gan_core.nets.oasis import OASISDiscriminator, OASISGenerator
 from gan_core.nets.oasis_config import OASISConfig
@@ -23,17 +22,12 @@ SMALL = dict(semantic_nc=7, crop_size=32, ch_G=2, z_dim=8, spade_hidden=8, d_cha
              d_last_channels=8, batch_size=2, ndf=4, spade={"ngf": 2, "spade_hidden": 8, "z_dim": 8})
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
-def ade_root(tmp_path_factory):
-    return build(tmp_path_factory.mktemp("ade"), EmbeddedADEConfig(n_train=4, n_val=2, height=32, width=32, seed=0))
+def ade_root(ade_root_small):
+    return ade_root_small
 
 
 def config_variants():

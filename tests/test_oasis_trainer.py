@@ -1,33 +1,19 @@
 """OASIS training on CPU at a tiny size: N+1 discriminator output, 3D-noise multi-modality, EMA + BN
-refresh, exact resume after a kill, and the CLI train/sample/real round trip."""
+refresh, exact resume after a kill, and the CLI train/sample/export round trip."""
 import json
 
+import numpy as np
 import pytest
 import torch
 
-from gan_core.data.embedded_ade import EmbeddedADEConfig, build
 from gan_core.data.semantic import SemanticDataConfig, SemanticDataset
 from gan_core.nets.oasis_config import OASISConfig
 from gan_core.train.loop import LoopConfig, run_training, seed_everything
-from gan_core.train.oasis_cli import main as oasis_main
+from gan_core.train.oasis_cli import dataset_for, main as oasis_main
 from gan_core.train.oasis_trainer import OASISRunConfig, OASISTrainer, generate_for_labels
+from oasis_tiny import TINY
 
-TINY = dict(semantic_nc=7, crop_size=32, ch_G=2, z_dim=8, spade_hidden=8, d_channels=(8, 8, 16, 16),
-            d_last_channels=8, batch_size=2)
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One torch thread: on a loaded 2-core machine OpenMP spinning makes 2 threads ~20x slower."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
-@pytest.fixture(scope="module")
-def ade_root(tmp_path_factory):
-    return build(tmp_path_factory.mktemp("ade"), EmbeddedADEConfig(n_train=6, n_val=2, height=32, width=32, seed=0))
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def make_trainer(root, seed=0, **run):
@@ -122,7 +108,7 @@ def test_killed_and_resumed_run_equals_uninterrupted(ade_root, tmp_path):
     assert strip(rows_full) == strip(rows_res)
 
 
-def test_cli_train_sample_real(ade_root, tmp_path):
+def test_cli_train_sample_export(ade_root, tmp_path):
     params = json.dumps({**TINY, "d_channels": list(TINY["d_channels"]), "iterations": 2, "checkpoint_every": 1,
                          "log_every": 1, "bn_refresh_batches": 1})
     run = tmp_path / "run"
@@ -138,8 +124,12 @@ def test_cli_train_sample_real(ade_root, tmp_path):
     meta = json.loads((out / "samples.json").read_text())
     assert meta["n"] == 2 and sorted(p.name for p in (out / "images").iterdir()) == [
         "ADE_val_00000001.png", "ADE_val_00000002.png"]
-    assert oasis_main(["real", "--run", str(run), "--dataroot", str(ade_root), "--out", str(tmp_path / "real")]) == 0
-    assert len(list((tmp_path / "real").iterdir())) == 2
+    assert oasis_main(["export", "--params", params, "--dataroot", str(ade_root), "--out", str(tmp_path / "real")]) == 0
+    assert sorted(p.name for p in (tmp_path / "real" / "images").iterdir()) == sorted(p.name for p in (out / "images").iterdir())
+    from PIL import Image
+    ds = dataset_for(OASISConfig.from_dict({**TINY, "d_channels": list(TINY["d_channels"])}), ade_root, "validation", False)
+    for k, name in enumerate(ds.names()):  # the exported label maps are the loader's, at the generated resolution
+        assert (np.asarray(Image.open(tmp_path / "real" / "labels" / f"{name}.png")) == ds.load(k)[1]).all()
     # a bad key in --params is an error naming it
     assert oasis_main(["train", "--dataroot", str(ade_root), "--out", str(tmp_path / "x"),
                        "--params", '{"lr_gg": 1}']) == 2
@@ -185,3 +175,34 @@ def test_torchrun_ddp_two_cpu_processes(ade_root, tmp_path):
     rows = (run / "train_log.jsonl").read_text().splitlines()
     assert [json.loads(r)["iteration"] for r in rows] == [1, 2]  # one writer (rank 0)
     assert (run / "generator_ema.pt").is_file() and (run / "done.json").is_file()
+
+
+def test_cli_import_released_checkpoint(ade_root, tmp_path):
+    """A released-style generator file (plain state dict, official key layout = ours) becomes a run folder that
+    `sample` evaluates like a trained run; a file of another architecture is refused, naming the file."""
+    from gan_core.nets.oasis import OASISGenerator
+
+    cfg = OASISConfig(**TINY)
+    torch.manual_seed(3)
+    gen = OASISGenerator(cfg).eval()
+    ckpt = tmp_path / "best_EMA.pth"
+    torch.save(gen.state_dict(), ckpt)
+    params = json.dumps({**TINY, "d_channels": list(TINY["d_channels"])})
+    run = tmp_path / "released"
+    assert oasis_main(["import", "--checkpoint", str(ckpt), "--params", params, "--out", str(run)]) == 0
+    assert (run / "done.json").is_file()
+    loaded = torch.load(run / "generator_ema.pt", weights_only=True)
+    assert all(torch.equal(loaded[k], v) for k, v in gen.state_dict().items())
+    out = tmp_path / "samples"
+    assert oasis_main(["sample", "--run", str(run), "--dataroot", str(ade_root), "--out", str(out),
+                       "--device", "cpu"]) == 0
+    data = dataset_for(cfg, ade_root, "validation", False)
+    labels = torch.stack([data[i]["label"] for i in range(len(data))])
+    expected = generate_for_labels(gen, labels, list(range(len(data))), seed=0)  # the sample command's keys
+    from gan_core.sample.generate import to_uint8
+    from PIL import Image
+    got = np.asarray(Image.open(out / "images" / f"{data.names()[0]}.png"))
+    assert np.array_equal(got, to_uint8(expected)[0])
+    wrong = tmp_path / "wrong.pth"
+    torch.save(OASISGenerator(OASISConfig(**{**TINY, "ch_G": 4})).state_dict(), wrong)
+    assert oasis_main(["import", "--checkpoint", str(wrong), "--params", params, "--out", str(tmp_path / "x")]) == 2

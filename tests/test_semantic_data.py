@@ -75,7 +75,7 @@ def test_label_beyond_classes_is_a_data_error(ade_root, tmp_path):
         read_label_map(rgb, 7)
 
 
-def test_missing_folders_and_unbuilt_datasets(tmp_path):
+def test_missing_folders_name_their_fetch_targets(tmp_path):
     with pytest.raises(MissingResourceError, match="fetch_ade20k"):
         ade20k_pairs(tmp_path, "train")
     (tmp_path / "images" / "training").mkdir(parents=True)
@@ -84,7 +84,7 @@ def test_missing_folders_and_unbuilt_datasets(tmp_path):
     with pytest.raises(DataError, match="label map missing"):
         ade20k_pairs(tmp_path, "train")
     for name in ("cityscapes", "coco"):
-        with pytest.raises(ConfigError, match="not built yet"):
+        with pytest.raises(MissingResourceError, match="fetch_"):
             SemanticDataset(tmp_path, "train", SemanticDataConfig(dataset=name))
 
 

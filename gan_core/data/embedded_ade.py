@@ -14,6 +14,21 @@ learn a visible mapping; label 0 (dontcare) marks a thin frame of "unlabelled" p
 
 Everything is drawn with numpy from ``seed``; nothing is downloaded. NOT ADE20K: numbers computed on it
 prove the wiring only.
+
+The same scenes (same ``seed`` -> same pictures and layouts) can be written in two more folder layouts read by
+:class:`gan_core.data.semantic.SemanticDataset` (``layout`` argument of :func:`build`):
+
+* ``cityscapes``: ``<out>/cityscapes/leftImg8bit/{train,val}/<city>/<city>_000000_XXXXXX_leftImg8bit.png`` and
+  ``gtFine/.../<city>_000000_XXXXXX_gtFine_labelIds.png`` (two synthetic cities, ``synthA`` / ``synthB``,
+  alternating), the tiny classes written as real Cityscapes labelIds (cityscapesScripts labels.py):
+  0 -> 0 unlabeled, sky -> 23 sky, ground -> 7 road, building -> 11 building, tree -> 21 vegetation,
+  water -> 22 terrain (Cityscapes has no water class; our choice), object -> 26 car. Every id but 0 has a
+  trainId, so the 35 -> 19 evaluation mapping is exercised.
+* ``cocostuff`` (cocostuff-164k layout): ``<out>/cocostuff/images/{train2017,val2017}/<12-digit id>.jpg`` and
+  ``annotations/{train2017,val2017}/<id>.png`` holding stuffthingmaps values (COCO-Stuff category id - 1, 255 =
+  unlabeled; nightrome/cocostuff labels.txt): 0 -> 255, sky -> 156 (sky-other 157), ground -> 123 (grass 124),
+  building -> 95 (building-other 96), tree -> 168 (tree 169), water -> 177 (water-other 178), object -> 2
+  (car 3). After the loader's shift (k -> k + 1, 255 -> 0) the class indices are the category ids.
 """
 from __future__ import annotations
 
@@ -28,6 +43,13 @@ from ..utils.atomic import atomic_path, write_json
 
 MAX_CLASSES = 6
 CLASS_NAMES = ("sky", "ground", "building", "tree", "water", "object")
+LAYOUTS = ("ade20k", "cityscapes", "cocostuff")
+ROOT_NAMES = {"ade20k": "ADEChallengeData2016", "cityscapes": "cityscapes", "cocostuff": "cocostuff"}  # under out/
+# tiny class (0 = dontcare frame, 1..6) -> value written in the label PNG of each layout (module docstring)
+CITYSCAPES_IDS = {0: 0, 1: 23, 2: 7, 3: 11, 4: 21, 5: 22, 6: 26}
+COCOSTUFF_VALUES = {0: 255, 1: 156, 2: 123, 3: 95, 4: 168, 5: 177, 6: 2}
+CITYSCAPES_CITIES = ("synthA", "synthB")
+COCO_VAL_ID_OFFSET = 900000  # synthetic image ids: train 1..n, val 900001..; our choice (no real COCO id clash)
 
 
 @dataclass
@@ -109,21 +131,57 @@ def make_scene(cfg: EmbeddedADEConfig, rng: np.random.Generator) -> tuple[np.nda
     return image.astype(np.uint8), label
 
 
-def build(out: str | Path, cfg: EmbeddedADEConfig) -> Path:
-    """Write the dataset under ``out/ADEChallengeData2016`` and return that root."""
-    root = Path(out) / "ADEChallengeData2016"
+def _save(path: Path, arr: np.ndarray, fmt: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        kwargs = {"quality": 95} if fmt == "JPEG" else {}
+        Image.fromarray(arr).save(tmp, format=fmt, **kwargs)
+
+
+def _recode(label: np.ndarray, table: dict[int, int]) -> np.ndarray:
+    lut = np.zeros(256, np.uint8)
+    for k, v in table.items():
+        lut[k] = v
+    return lut[label]
+
+
+def _paths(root: Path, layout: str, split: str, i: int) -> tuple[Path, Path]:
+    """(image, label) paths of scene ``i`` (0-based) of ``split`` ("train" / "val") in ``layout``."""
+    if layout == "ade20k":
+        name = f"{'ADE_train' if split == 'train' else 'ADE_val'}_{i + 1:08d}"
+        folder = "training" if split == "train" else "validation"
+        return root / "images" / folder / f"{name}.jpg", root / "annotations" / folder / f"{name}.png"
+    if layout == "cityscapes":
+        city = CITYSCAPES_CITIES[i % len(CITYSCAPES_CITIES)]
+        base = f"{city}_000000_{i + 1:06d}"
+        return (root / "leftImg8bit" / split / city / f"{base}_leftImg8bit.png",
+                root / "gtFine" / split / city / f"{base}_gtFine_labelIds.png")
+    stem = f"{i + 1 + (COCO_VAL_ID_OFFSET if split == 'val' else 0):012d}"
+    return root / "images" / f"{split}2017" / f"{stem}.jpg", root / "annotations" / f"{split}2017" / f"{stem}.png"
+
+
+def build(out: str | Path, cfg: EmbeddedADEConfig, layout: str = "ade20k") -> Path:
+    """Write the dataset under ``out/ADEChallengeData2016`` (``out/cityscapes``, ``out/cocostuff`` for the other
+    layouts) and return that root, the ``root`` of :class:`gan_core.data.semantic.SemanticDataset`."""
+    if layout not in LAYOUTS:
+        raise ConfigError(f"embedded layout must be one of {LAYOUTS}, got {layout!r}")
+    root = Path(out) / ROOT_NAMES[layout]
+    table = {"ade20k": None, "cityscapes": CITYSCAPES_IDS, "cocostuff": COCOSTUFF_VALUES}[layout]
     rng = np.random.default_rng(cfg.seed)
-    for split, prefix, n in (("training", "ADE_train", cfg.n_train), ("validation", "ADE_val", cfg.n_val)):
+    for split, n in (("train", cfg.n_train), ("val", cfg.n_val)):
         for i in range(n):
             image, label = make_scene(cfg, rng)
-            name = f"{prefix}_{i + 1:08d}"
-            for sub, arr, fmt, ext in (("images", image, "JPEG", "jpg"), ("annotations", label, "PNG", "png")):
-                path = root / sub / split / f"{name}.{ext}"
-                path.parent.mkdir(parents=True, exist_ok=True)
-                with atomic_path(path) as tmp:
-                    kwargs = {"quality": 95} if fmt == "JPEG" else {}
-                    Image.fromarray(arr).save(tmp, format=fmt, **kwargs)
-    write_json(root / "embedded.json", {"generator": "gan_core.data.embedded_ade", "config": vars(cfg),
-                                        "classes": {i + 1: CLASS_NAMES[i] for i in range(cfg.n_classes)},
-                                        "note": "synthetic tiny-preset data in the ADE20K layout; NOT ADE20K"})
+            img_path, lab_path = _paths(root, layout, split, i)
+            _save(img_path, image, "PNG" if img_path.suffix == ".png" else "JPEG")
+            _save(lab_path, label if table is None else _recode(label, table), "PNG")
+    classes = {i + 1: CLASS_NAMES[i] for i in range(cfg.n_classes)}
+    if layout == "ade20k":
+        write_json(root / "embedded.json", {"generator": "gan_core.data.embedded_ade", "config": vars(cfg),
+                                            "classes": classes,
+                                            "note": "synthetic tiny-preset data in the ADE20K layout; NOT ADE20K"})
+    else:
+        write_json(root / "embedded.json", {
+            "generator": "gan_core.data.embedded_ade", "config": vars(cfg), "layout": layout, "classes": classes,
+            "label_values": {CLASS_NAMES[k - 1] if k else "dontcare": table[k] for k in range(cfg.n_classes + 1)},
+            "note": f"synthetic tiny-preset data in the {layout} layout; NOT {layout}"})
     return root

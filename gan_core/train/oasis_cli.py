@@ -4,9 +4,10 @@
         [--seed N] [--device auto|cpu|cuda] [--bf16] [--channels-last] [--num-workers W]
     torchrun --nproc_per_node G -m gan_core.train.oasis_cli train ...     (DDP, rank-0 checkpoints)
     python -m gan_core.train.oasis_cli sample --run DIR --dataroot ROOT --out DIR [--split validation] [--seed S]
-    python -m gan_core.train.oasis_cli real --run DIR --dataroot ROOT --out DIR [--split validation]
+    python -m gan_core.train.oasis_cli export --dataroot ROOT --params JSON --out DIR [--split validation]
+    python -m gan_core.train.oasis_cli import --checkpoint best_EMA.pth --params JSON --out DIR
 
-``ROOT`` is the ADE20K-layout folder (``ADEChallengeData2016``). ``--params`` is a JSON object of
+``ROOT`` is the dataset folder (ADE20K: ``ADEChallengeData2016``; the layouts: gan_core/data/semantic.py). ``--params`` is a JSON object of
 OASISConfig overrides (gan_core/nets/oasis_config.py) plus the OASISRunConfig keys (iterations,
 checkpoint_every, log_every, num_workers, bn_refresh_batches, noise_mode), plus the Chapter-4 ablation
 switches of ``SemanticGANConfig`` (nets/semantic_gan_factory.py: generator, discriminator, d_label_encoding,
@@ -22,8 +23,9 @@ BN-statistics refresh), ``OUT/done.json``.
 protocol of the official code (one sample per val label map, reference notes §1.7). With ``--per-label K``
 (K > 1) it writes K samples per label map, ``OUT/images/<label stem>/<k>.png`` (the diversity protocol of
 Table 4.2: "for each label map in the test set, we generate 20 images", thesis l.1145); sample k of label map
-i uses the noise key i + k * n_maps, so sample 0 is the single-sample image. ``real`` writes the
-split's real images at the generated resolution (the real side of FID, as the official val loader).
+i uses the noise key i + k * n_maps, so sample 0 is the single-sample image. ``export`` writes the
+split's real images (``OUT/images``, the real side of FID, as the official val loader) and label maps
+(``OUT/labels``, 16-bit PNG when an index exceeds 255) at the generated resolution, named by label stem.
 """
 from __future__ import annotations
 
@@ -109,9 +111,33 @@ def vgg_weights_arg(gan: SemanticGANConfig, text: str) -> tuple[str | None, str 
     return text, text
 
 
-def dataset_for(cfg: OASISConfig, root: str | Path, split: str, train: bool) -> SemanticDataset:
-    return SemanticDataset(root, split, SemanticDataConfig(dataset=cfg.dataset, semantic_nc=cfg.semantic_nc,
-                                                           size=cfg.output_size, flip=train))
+def dataset_for(cfg: OASISConfig, root: str | Path, split: str, train: bool,
+                run: OASISRunConfig | None = None) -> SemanticDataset:
+    """The split at the model's resolution and label layout; ``run.data_layout`` / ``run.subset_list`` select
+    another folder layout of the same labels (ADE20K-outdoor: an ADE20K subset)."""
+    layout = (run.data_layout if run is not None and run.data_layout else None) or cfg.dataset
+    subset = run.subset_list if run is not None else None
+    return SemanticDataset(root, split, SemanticDataConfig(dataset=layout, semantic_nc=cfg.semantic_nc,
+                                                           size=cfg.output_size, flip=train, subset_list=subset))
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    """A run folder (config.json, generator_ema.pt, done.json) from a released OASIS checkpoint, so that the
+    sampling / FID / mIoU rules evaluate it like a trained run. The generator is built from --params (the
+    dataset's OASIS settings) and the file is loaded strictly (key or shape mismatch -> DataError naming it)."""
+    from ..nets.oasis_checkpoint import load_oasis_state
+
+    gan, run = parse_params(args.params)
+    gen = load_oasis_state(args.checkpoint, build_generator(gan, gan.oasis.semantic_nc))
+    out = Path(args.out)
+    resolved = {"oasis": gan.oasis.to_dict(), "gan": gan.to_dict(), "vgg_weights": None, "run": to_dict(run),
+                "iterations": None, "seed": None, "released_checkpoint": str(args.checkpoint)}
+    write_json(out / CONFIG_NAME, resolved)
+    torch_save(gen.state_dict(), out / WEIGHTS_NAME)
+    write_json(out / "done.json", {"released_checkpoint": str(args.checkpoint),
+                                   "provenance": provenance(params=resolved, seed=0)})
+    print(f"released OASIS generator {args.checkpoint} -> {out}")
+    return 0
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -122,7 +148,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
     if device.type == "cuda" and info.world_size > 1:
         device = torch.device("cuda", info.local_rank)
-    data = dataset_for(cfg, args.dataroot, "training", train=True)
+    data = dataset_for(cfg, args.dataroot, "training", train=True, run=run)
     out = Path(args.out)
     seed_everything(args.seed)  # before building the models: seeded initialisation (same on every rank)
     trainer = OASISTrainer(gan, data, run, seed=args.seed, device=device, dist_info=info, vgg_weights=vgg_path)
@@ -170,7 +196,7 @@ def load_run(run: str | Path, device: torch.device) -> tuple[torch.nn.Module, OA
 def cmd_sample(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
     gen, cfg, run_cfg = load_run(args.run, device)
-    data = dataset_for(cfg, args.dataroot, args.split, train=False)
+    data = dataset_for(cfg, args.dataroot, args.split, train=False, run=run_cfg)
     out = Path(args.out)
     if args.per_label < 1:
         raise ConfigError(f"--per-label must be >= 1, got {args.per_label}")
@@ -194,17 +220,37 @@ def cmd_sample(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_real(args: argparse.Namespace) -> int:
-    resolved = json.loads((Path(args.run) / CONFIG_NAME).read_text()) if args.run else None
-    if resolved is None:
-        raise ConfigError("real: --run is needed (it fixes the resolution and the label layout)")
-    cfg = OASISConfig.from_dict(resolved["oasis"], where=str(Path(args.run) / CONFIG_NAME))
-    data = dataset_for(cfg, args.dataroot, args.split, train=False)
+def write_label_map(path: Path, label: np.ndarray) -> None:
+    """A label map as an 8-bit grayscale PNG, or 16-bit when an index exceeds 255 (LVIS: 1204), atomically."""
+    from PIL import Image
+
+    from ..utils.atomic import atomic_path
+
+    arr = np.asarray(label)
+    img = Image.fromarray(arr.astype(np.uint8), mode="L") if arr.max(initial=0) < 256 else \
+        Image.fromarray(arr.astype(np.uint16))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        img.save(tmp, format="PNG")
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    """The split's real images and label maps at the generated resolution, named by label stem: the real side
+    of FID (as the official val loader) and the flat folders the segmenters read (thesis l.1123: evaluation at
+    the generated resolution). Resolution and label layout come from --params (the dataset's OASIS params)."""
+    gan, run = parse_params(args.params)
+    cfg = gan.oasis
+    data = dataset_for(cfg, args.dataroot, args.split, train=False, run=run)
     out = Path(args.out)
     for k, name in enumerate(data.names()):
-        image, _ = data.load(k)
-        write_image(out / f"{name}.png", np.asarray(image))
-    print(f"{len(data)} real images at {cfg.output_size} -> {out}")
+        image, label = data.load(k)
+        write_image(out / "images" / f"{name}.png", np.asarray(image))
+        write_label_map(out / "labels" / f"{name}.png", label)
+    write_json(out / "export.json", {"n": len(data), "split": args.split, "size": list(cfg.output_size),
+                                     "dataset": cfg.dataset, "semantic_nc": cfg.semantic_nc,
+                                     "provenance": provenance(params={"oasis": cfg.to_dict(), "split": args.split},
+                                                              seed=0)})
+    print(f"{len(data)} real images + label maps at {cfg.output_size} -> {out}")
     return 0
 
 
@@ -235,12 +281,17 @@ def build_parser() -> argparse.ArgumentParser:
                    help="samples per label map (K > 1: images/<stem>/<k>.png, the Table 4.2 diversity protocol)")
     s.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     s.set_defaults(func=cmd_sample)
-    r = sub.add_parser("real", help="the split's real images at the generated resolution (FID real side)")
-    r.add_argument("--run", required=True)
+    i = sub.add_parser("import", help="a run folder from a released OASIS checkpoint (best_EMA.pth)")
+    i.add_argument("--checkpoint", required=True, help="released generator weights (plain state dict)")
+    i.add_argument("--params", default="{}", help="JSON: the dataset's OASISConfig overrides")
+    i.add_argument("--out", required=True)
+    i.set_defaults(func=cmd_import)
+    r = sub.add_parser("export", help="the split's real images + label maps at the generated resolution")
     r.add_argument("--dataroot", required=True)
+    r.add_argument("--params", default="{}", help="JSON: the dataset's OASISConfig overrides (resolution, layout)")
     r.add_argument("--split", default="validation")
     r.add_argument("--out", required=True)
-    r.set_defaults(func=cmd_real)
+    r.set_defaults(func=cmd_export)
     return p
 
 

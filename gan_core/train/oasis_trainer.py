@@ -93,6 +93,9 @@ class OASISRunConfig:
     #                                 the TRAINING sampling is SemanticGANConfig.noise_sampling (appendix Table 10)
     bf16: bool = False              # optional bfloat16 autocast (off = thesis fp32)
     channels_last: bool = False
+    data_layout: str | None = None  # loader layout (gan_core/data/semantic.py LAYOUTS, e.g. ade_outdoor);
+    #                                 None = OASISConfig.dataset (the label layout of the model)
+    subset_list: str | None = None  # ade_outdoor: text file of the image stems of the subset
 
     def __post_init__(self) -> None:
         if self.noise_mode not in NOISE_MODES or self.noise_mode == "mixed":
