@@ -16,6 +16,19 @@ def resource_file(name, relpath=""):
     return str(path / relpath) if relpath else str(path)
 
 
+def manual_missing(name):
+    """For a manual manifest entry whose folder / file has not been placed: what to do (else None)."""
+    entry = MANIFEST[name]
+    if not entry.manual or Path(resource_file(name)).exists():
+        return None
+    return f"{entry.kind} {name!r} not found at {resource_file(name)}. {entry.how_to_get()}"
+
+
+def resource_input(name):
+    """Snakemake input of a manifest entry: the fetch marker, or the placed path of a manual entry."""
+    return resource_file(name) if MANIFEST[name].manual else resource_marker(name)
+
+
 def metric_weights_input(key):
     """Marker of the verified weights file named by metrics.<key> (none for 'random')."""
     name = CFG["metrics"][key]

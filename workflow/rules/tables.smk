@@ -13,14 +13,15 @@ def table_plan(table_id):
     """Which metric file holds each (row, column, seed) cell of a wired table.
 
     A builder returns {"file", "key", "seed", "scale"} for a computable cell, or {"not_built": reason}
-    for a cell whose system does not exist yet (rendered as "not built yet: reason", never as a number)."""
+    for a cell whose system does not exist yet (rendered as "not built yet: reason", never as a number), or
+    None where the column does not apply to the row (e.g. a gain over itself; rendered without a value)."""
     wiring = CFG["tables"][table_id]
     builder = BUILDERS[wiring["builder"]]
     rows = {}
     for row_id, row in wiring["rows"].items():
         cells = {}
         for col_id, col in wiring["columns"].items():
-            cells[col_id] = [builder(row, col, seed) for seed in table_seeds(table_id)]
+            cells[col_id] = [c for c in (builder(row, col, seed) for seed in table_seeds(table_id)) if c is not None]
         rows[row_id] = {"label": row.get("label"), "cells": cells}
     note = " ".join(n for n in (wiring.get("note", ""), BUILDER_NOTES.get(wiring["builder"], "")) if n)
     return {"preset": PRESET, "rows": rows, "not_built": wiring.get("not_built", {}), "note": note}
