@@ -8,6 +8,8 @@ as a trainer needs them.
   PatchGAN outputs are coarser: our choice, the thesis does not describe N+1 PatchGANs), averaged over scales;
 * feature matching (appendix Table 12): SPADE's L1 over D's intermediate features (``losses/spade.py``);
 * VGG (Tables 4.8-4.10, 12): SPADE's VGG19 loss;
+* KLD (the "SPADE+, Encoder" row of Table 4.2, ``spade.encoder``): SPADE's KLD of the encoder posterior, weighted
+  by ``spade.lambda_kld``, logged as ``G_kld``;
 * mixing consistency (Table 4.11): thesis Eq. 4.4 with the LabelMix or CutMix mask, on every scale's logits
   with the mask nearest-resized to that scale (our choice for multi-scale / patch outputs), averaged.
 
@@ -24,7 +26,7 @@ import torch.nn.functional as F
 from ..nets.patchgan import DOutput
 from ..nets.semantic_gan_factory import SemanticGANConfig
 from .oasis import label_indices, labelmix_consistency, n_plus_one_loss
-from .spade import VGGLoss, feature_matching_loss, hinge_d_fake, hinge_d_real, hinge_g_loss
+from .spade import VGGLoss, feature_matching_loss, hinge_d_fake, hinge_d_real, hinge_g_loss, kld_loss
 
 
 def _label_at(label: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
@@ -85,8 +87,10 @@ class SemanticGANLoss:
         return self.cfg.feature_matching
 
     def generator(self, d_fake: DOutput, label: torch.Tensor, fake: torch.Tensor | None = None,
-                  real: torch.Tensor | None = None, d_real: DOutput | None = None) -> dict[str, torch.Tensor]:
-        """G terms (already weighted by their lambdas) and their sum under "G_total"."""
+                  real: torch.Tensor | None = None, d_real: DOutput | None = None,
+                  mu: torch.Tensor | None = None, logvar: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """G terms (already weighted by their lambdas) and their sum under "G_total"; with the SPADE+ encoder
+        (``cfg.uses_encoder``) ``mu`` / ``logvar`` of the real images' posterior give the KLD term."""
         terms = {"G_adv": g_adversarial_loss(self.cfg, d_fake, label)}
         if self.cfg.feature_matching:
             if d_real is None:
@@ -96,6 +100,10 @@ class SemanticGANLoss:
             if fake is None or real is None:
                 raise ValueError("the VGG loss needs the fake and the real images")
             terms["G_vgg"] = self.cfg.lambda_vgg * self.vgg(fake, real)
+        if self.cfg.uses_encoder:
+            if mu is None or logvar is None:
+                raise ValueError("the SPADE+ encoder needs mu and logvar of the real images for the KLD term")
+            terms["G_kld"] = self.cfg.spade.lambda_kld * kld_loss(mu, logvar)
         terms["G_total"] = sum(terms.values())
         return terms
 

@@ -10,6 +10,12 @@ facts only): hinge GAN loss, GAN feature-matching loss and the VGG19 perceptual 
   layer, target features detached; multiplied by lambda_vgg = 10 by the caller (reference notes §1.4, §3).
   SPADE feeds the generator's [-1, 1] images to VGG without ImageNet normalisation (``input_norm="none"``,
   official); ``input_norm="imagenet"`` maps to [0, 1] and standardises (torchvision's convention).
+* KLD of SPADE's image encoder (``--use_vae``, the "SPADE+, Encoder" row of thesis Table 4.2):
+  -0.5 * sum(1 + logvar - mu^2 - exp(logvar)), SUMMED over the batch and the z dimensions (NVlabs/SPADE
+  models/networks/loss.py ``KLDLoss``; not a mean, so it grows with the batch size, as in SPADE); multiplied by
+  lambda_kld = 0.05 (options/train_options.py) by the caller. Under DDP every rank sums over its own share of
+  the batch and the gradients are averaged over the ranks, as SPADE's DataParallel averages its per-GPU losses
+  (pix2pix_trainer.py: ``sum(g_losses.values()).mean()``).
 
 The VGG network is built here without downloading anything: its weights come from a local torchvision
 ``vgg19`` state-dict file (``vgg19-dcbb9e9d.pth``) passed by the caller (fetched through the manifest);
@@ -59,6 +65,12 @@ def hinge_g_loss(fake_logits: torch.Tensor | Sequence[torch.Tensor]) -> torch.Te
     """SPADE G hinge loss: -mean(D(G(t))) averaged over the scales."""
     items = _as_list(fake_logits)
     return sum(-t.float().mean() for t in items) / len(items)
+
+
+def kld_loss(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """KL(N(mu, exp(logvar)) || N(0, I)) summed over all elements (SPADE ``KLDLoss``; module doc)."""
+    mu, logvar = mu.float(), logvar.float()
+    return -0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp())
 
 
 def feature_matching_loss(fake_features: Sequence[Sequence[torch.Tensor]],

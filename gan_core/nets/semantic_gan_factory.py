@@ -16,14 +16,17 @@ mixing                 labelmix | cutmix | none                                 
 noise_sampling         image | region | pixel | mix                                       appendix Table 10
 =====================  =================================================================  ===================
 
-3D noise on/off is ``oasis.no_3dnoise`` (OASIS G) / ``spade.noise_3d`` (SPADE+ G, Table 4.2). The loss that
+3D noise on/off is ``oasis.no_3dnoise`` (OASIS G) / ``spade.noise_3d`` (SPADE+ G, Table 4.2); SPADE's image
+encoder (VAE, the "SPADE+, Encoder" row of Table 4.2) is ``spade.encoder`` with ``spade.lambda_kld`` (the KLD
+term, ``losses/spade.kld_loss``), allowed only with the SPADE+ generator and image-level noise sampling. The loss that
 goes with each label encoding is in ``losses/semantic_gan.py`` (hinge for concat / projection, (N+1)-CE for
 the N+1 encodings, plus feature matching, VGG and the mixing consistency term).
 
 Defaults = OASIS (thesis Sec. 4.2): U-Net D with the balanced N+1 loss, LabelMix, image-level 3D noise, no
 VGG, no feature matching. :meth:`SemanticGANConfig.spade_plus` gives the SPADE+ baseline (thesis l.1151):
-SPADE G without encoder, 2-scale PatchGAN with input concatenation, hinge loss, VGG loss (Table 4.1 marks VGG
-for SPADE+; Table 4.8 turns it off), no feature matching, no mixing, EMA (``spade.ema_decay``).
+SPADE G without encoder (``spade.encoder`` adds it), 2-scale PatchGAN with input concatenation, hinge loss,
+VGG loss (Table 4.1 marks VGG for SPADE+; Table 4.8 turns it off), no feature matching, no mixing, EMA
+(``spade.ema_decay``).
 """
 from __future__ import annotations
 
@@ -101,6 +104,12 @@ class SemanticGANConfig:
         if self.generator == "spade_plus" and self.spade.output_size != self.oasis.output_size:
             raise ConfigError(f"SemanticGANConfig: SPADE+ output {self.spade.output_size} differs from the "
                               f"dataset size {self.oasis.output_size}; set spade.dataset like oasis.dataset")
+        if self.spade.encoder and self.generator != "spade_plus":
+            raise ConfigError("SemanticGANConfig: spade.encoder (SPADE's image encoder) needs generator "
+                              "'spade_plus'")
+        if self.spade.encoder and self.noise_sampling != "image":
+            raise ConfigError("SemanticGANConfig.noise_sampling: the SPADE+ encoder's z is one vector per image; "
+                              "use 'image'")
         if self.generator == "oasis" and self.noise_sampling != "image" and self.oasis.no_3dnoise:
             raise ConfigError("SemanticGANConfig.noise_sampling needs 3D noise (oasis.no_3dnoise is set)")
 
@@ -125,6 +134,11 @@ class SemanticGANConfig:
         return self.oasis.class_balancing if self.d_label_encoding == "n_plus_1_balanced" else "none"
 
     @property
+    def uses_encoder(self) -> bool:
+        """SPADE+ G with SPADE's image encoder: G encodes the real image in training and adds the KLD term."""
+        return self.generator == "spade_plus" and self.spade.encoder
+
+    @property
     def ema_decay(self) -> float:
         return float(self.spade.ema_decay if self.generator == "spade_plus" else self.oasis.ema_decay)
 
@@ -138,7 +152,8 @@ class SemanticGANConfig:
 
 def build_generator(cfg: SemanticGANConfig, n_classes: int) -> nn.Module:
     """The generator selected by ``cfg.generator`` for one-hot label maps with ``n_classes`` channels;
-    ``forward(label, z=None, noise_mode="image", region_mask=None, generator=None)`` for both."""
+    ``forward(label, z=None, noise_mode="image", region_mask=None, generator=None)`` for both; the SPADE+ G
+    with ``spade.encoder`` also takes ``image=`` (real images to encode) and ``return_posterior=True``."""
     if cfg.generator == "oasis":
         return OASISGenerator(dataclasses.replace(cfg.oasis, semantic_nc=int(n_classes)))
     return SPADEGenerator(dataclasses.replace(cfg.spade, semantic_nc=int(n_classes)))

@@ -5,8 +5,15 @@ without the feature matching loss and using EMA ... at the test phase. We refer 
 SPADE+". Its generator is the SPADE generator WITHOUT the image encoder: the downsampled label map is the
 input of ``fc`` (reference notes §3: "fc = Conv3x3(semantic_nc -> 16nf) on the downsampled segmap"). Table
 4.2 also trains SPADE+ "with 3D noise" (thesis l.1173): ``noise_3d=True`` concatenates the OASIS 3D noise to
-the label map as in OASIS (thesis l.1093). The "SPADE+ with encoder" row of Table 4.2 (VAE encoder + KLD) is
-not implemented here.
+the label map as in OASIS (thesis l.1093). The "SPADE+, Encoder" row of Table 4.2 (thesis l.1161) trains
+SPADE+ with SPADE's image encoder (``--use_vae``): ``encoder=True`` (``nets/spade_encoder.py``; the generator's
+``fc`` becomes a Linear layer from z, z comes from the encoder of the real image during training and from
+N(0, I) at test time; the KLD term with ``lambda_kld`` joins the G loss).
+
+Why the encoder switch lives here and not in ``SemanticGANConfig``: like ``noise_3d`` it is a property of the
+SPADE+ generator (it changes its ``fc`` layer and its input), ``build_generator`` hands only this config to the
+generator, and the Table 4.2 variants are spelt the same way (``spade: {noise_3d: true}`` /
+``spade: {encoder: true}``). ``SemanticGANConfig`` rejects ``spade.encoder`` with another generator.
 
 Architecture facts: reference notes §3 (NVlabs/SPADE @ fecacc9, read for facts only; CC BY-NC-SA code is not
 copied). Label layout: as ``oasis_config.DATASET_LAYOUT`` (semantic_nc = classes + dontcare). SPADE itself
@@ -50,6 +57,11 @@ class SPADEConfig:
     noise_3d: bool = False         # SPADE+ "3D noise" variant of Table 4.2 (thesis l.1173); off = plain SPADE+
     z_dim: int = 64                # 3D-noise channels when noise_3d (OASIS M = 64, thesis l.1121; our choice
     #                                to reuse the OASIS value: the thesis does not give one for SPADE+)
+    # --- image encoder = SPADE's VAE (--use_vae; "SPADE+, Encoder" of Table 4.2, thesis l.1161) --------------
+    encoder: bool = False          # off = plain SPADE+ (thesis l.1151: "SPADE+" has no encoder)
+    encoder_z_dim: int = 256       # SPADE options/base_options.py --z_dim 256 (encoder.py fc_mu / fc_var: 256)
+    encoder_size: int = 256        # SPADE encoder.py: the image is resized to 256 x 256 (nets/spade_encoder.py)
+    lambda_kld: float = 0.05       # SPADE options/train_options.py --lambda_kld 0.05
     # --- optimisation (reference notes §3, SPADE defaults; the thesis gives none for SPADE+) --------------
     lr_g: float = 1e-4             # TTUR: lr 2e-4 / 2
     lr_d: float = 4e-4             # TTUR: lr 2e-4 * 2
@@ -71,6 +83,13 @@ class SPADEConfig:
         self.betas = tuple(float(b) for b in self.betas)
         if self.ngf < 2 or self.spade_hidden < 1 or self.z_dim < 1:
             raise ConfigError("SPADEConfig: ngf must be >= 2, spade_hidden and z_dim >= 1")
+        if self.encoder and self.noise_3d:
+            raise ConfigError("SPADEConfig: encoder and noise_3d are two different sources of multi-modality "
+                              "(Table 4.2 rows 'Encoder' / '3D noise'); set only one")
+        if self.encoder_z_dim < 1 or self.lambda_kld < 0:
+            raise ConfigError("SPADEConfig: encoder_z_dim must be >= 1 and lambda_kld >= 0")
+        if self.encoder_size < 8 or self.encoder_size & (self.encoder_size - 1):
+            raise ConfigError(f"SPADEConfig.encoder_size must be a power of 2 >= 8, got {self.encoder_size}")
         if self.spade_ks % 2 != 1:
             raise ConfigError("SPADEConfig.spade_ks must be odd")
         if self.init_size[0] < 1 or self.init_size[1] < 1:

@@ -50,6 +50,17 @@ Optimisers (our choice, the thesis gives no SPADE+ schedule in the ablations): S
 PatchGAN (the SPADE+ baseline), the OASIS settings (thesis l.1121) otherwise -- "G SPADE+, D OASIS" of
 Table 4.8 is trained as OASIS with the other generator.
 
+SPADE+ with SPADE's image encoder (``spade.encoder``, the "SPADE+, Encoder" row of Table 4.2): in both the G and
+the D step the generator encodes the REAL image of the batch and draws z = mu + eps * std with eps from the step's
+seeded generator (NVlabs/SPADE models/pix2pix_model.py: ``generate_fake`` encodes the real image in both
+``compute_generator_loss`` and ``compute_discriminator_loss``); the G step adds lambda_kld * KLD (logged as
+``G_kld``). The encoder is a submodule of G, so ``opt_G`` trains it with G's learning rate and betas (as SPADE's
+``create_optimizers``: G_params += netE params) and checkpoints / resume carry it. SPADE has no EMA; our choice:
+the EMA covers the encoder like every other G parameter (the EMA generator stays one complete network whose
+encoder matches its averaged weights, e.g. for image-guided sampling), but test-time samples, the BN refresh
+and ``generate_for_labels`` use z ~ N(0, I) from the seeded generator, not the encoder (Table 4.2's multi-modal
+samples; SPADE's generator samples z from the unit normal when none is given).
+
 VGG loss (Tables 4.2, 4.8-4.10, appendix 12): ``vgg_weights`` is the torchvision vgg19 file (manifest entry
 ``tv_vgg19``); ``None`` = a seeded random VGG19 (tiny preset only; the table says so).
 """
@@ -162,6 +173,9 @@ class OASISTrainer:
                               f"{cfg.output_size} (crop_size / aspect_ratio)")
         if data.cfg.semantic_nc != cfg.semantic_nc:
             raise ConfigError(f"dataset semantic_nc {data.cfg.semantic_nc} != model semantic_nc {cfg.semantic_nc}")
+        if gan.uses_encoder and run.noise_mode != "image":
+            raise ConfigError(f"noise_mode {run.noise_mode!r}: the SPADE+ encoder variant samples one z vector per "
+                              "image at test time; use 'image'")
         self.gan, self.cfg, self.run, self.data, self.seed = gan, cfg, run, data, int(seed)
         self.dist = dist_info or DistInfo()
         self.device = torch.device(device)
@@ -255,6 +269,15 @@ class OASISTrainer:
             return DOutput([self.D(image)], [[]])
         return self.D(image, oh)
 
+    def _fake(self, oh: torch.Tensor, real: torch.Tensor, mode: str, gen: torch.Generator, posterior: bool = False):
+        """G(t) for a training step: 3D noise of ``mode`` from ``gen``, or, with the SPADE+ encoder, z from the
+        posterior of the real images (module doc). ``posterior``: also (mu, logvar) (None without encoder)."""
+        if self.gan.uses_encoder:
+            fake, mu, logvar = self.G(oh, noise_mode=mode, generator=gen, image=real, return_posterior=True)
+        else:
+            fake, mu, logvar = self.G(oh, noise_mode=mode, generator=gen), None, None
+        return (fake, mu, logvar) if posterior else fake
+
     def train_step(self, iteration: int) -> dict[str, float]:
         gan = self.gan
         real, label, oh = self._batch(iteration)
@@ -264,12 +287,13 @@ class OASISTrainer:
         with record_function("oasis.G_step"):
             self.D.requires_grad_(False)
             with self._autocast():
-                fake = self.G(oh, noise_mode=mode, generator=gen)
+                fake, mu, logvar = self._fake(oh, real, mode, gen, posterior=True)
                 d_real = None
                 if self.loss.needs_real_in_g_step:
                     with torch.no_grad():
                         d_real = self._d(real, oh)
-                g_terms = self.loss.generator(self._d(fake, oh), label, fake=fake, real=real, d_real=d_real)
+                g_terms = self.loss.generator(self._d(fake, oh), label, fake=fake, real=real, d_real=d_real,
+                                              mu=mu, logvar=logvar)
             self.opt_G.zero_grad(set_to_none=True)
             g_terms["G_total"].backward()
             self.opt_G.step()
@@ -278,7 +302,7 @@ class OASISTrainer:
         with record_function("oasis.D_step"):
             with self._autocast():
                 with torch.no_grad():
-                    fake = self.G(oh, noise_mode=mode, generator=gen)
+                    fake = self._fake(oh, real, mode, gen)
                 fake = fake.contiguous(memory_format=self.memory_format)
                 d_fake = self._d(fake, oh)
                 d_real = self._d(real, oh)
@@ -349,7 +373,8 @@ class OASISTrainer:
 def generate_for_labels(generator: nn.Module, labels: torch.Tensor, keys: list[int], seed: int,
                         noise_mode: str = "image") -> torch.Tensor:
     """Images (B, 3, H, W) in [-1, 1] for label indices (B, H, W); image i's noise comes from a generator
-    seeded with (seed, keys[i]), so the result does not depend on the batch composition."""
+    seeded with (seed, keys[i]), so the result does not depend on the batch composition. The SPADE+ encoder
+    variant draws its z ~ N(0, I) from the same per-image generator (no image is encoded at test time)."""
     device = next(generator.parameters()).device
     oh = one_hot(labels.to(device), generator.cfg.semantic_nc)
     out = []
