@@ -3,13 +3,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
-import sys
 from pathlib import Path
 from typing import Any
 
 
-from gan_core.errors import ConfigError, ReproError
+from gan_core.errors import ConfigError
+from gan_core.utils.cli import run_cli  # noqa: F401  (re-exported: the runner of every command line)
 from gan_core.utils.device import resolve_device  # noqa: F401  (re-exported for the command lines)
 
 
@@ -38,18 +37,6 @@ def synthetic_settings(params_text: str | None, manifest_arg: str | None) -> tup
     elif bool(params["synthetic"]) != (manifest is not None):
         raise ConfigError(f"params.synthetic={params['synthetic']} contradicts --synthetic-manifest {manifest_arg}")
     return params, manifest
-
-
-def run_cli(parser: argparse.ArgumentParser, argv: list[str] | None = None) -> int:
-    """Parse, run the sub-command, and turn project errors into a one-line message and exit code 2."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    args = parser.parse_args(argv)
-    try:
-        args.func(args)
-    except ReproError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    return 0
 
 
 def add_run_arguments(parser: argparse.ArgumentParser, out_help: str = "output folder") -> None:

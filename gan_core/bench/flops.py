@@ -55,6 +55,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from ..errors import ConfigError
 from ..utils.atomic import write_json
+from ..utils.cli import run_cli
 from ..utils.jsonfile import read_json
 
 DEFAULT_CACHE = Path("results/compute/flops.json")
@@ -359,6 +360,12 @@ def flat(data: dict[str, Any]) -> dict[str, float]:
     return out
 
 
+def _command(args: argparse.Namespace) -> int:
+    data = compute(args.only, args.out, args.refresh, args.scale, log=lambda m: print(m, file=sys.stderr))
+    print(json.dumps({k: v for k, v in flat(data).items()}, indent=1))
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m gan_core.bench.flops", description=__doc__.split("\n")[0])
     p.add_argument("--out", default=str(DEFAULT_CACHE), help="JSON cache (read, completed, written atomically)")
@@ -366,14 +373,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--refresh", action="store_true", help="recount targets already in the cache")
     p.add_argument("--scale", type=float, default=1.0,
                    help="count convolution-only nets at 1/scale of the size and scale by the pixel ratio")
-    args = p.parse_args(argv)
-    try:
-        data = compute(args.only, args.out, args.refresh, args.scale, log=lambda m: print(m, file=sys.stderr))
-    except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    print(json.dumps({k: v for k, v in flat(data).items()}, indent=1))
-    return 0
+    p.set_defaults(func=_command)
+    return run_cli(p, argv)
 
 
 if __name__ == "__main__":

@@ -31,10 +31,11 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from ..errors import ConfigError, ReproError
+from ..errors import ConfigError
 from ..nets.osmis import count_parameters
 from ..nets.osmis_config import OSMISConfig
 from ..train.osmis_trainer import OSMISTrainer
+from ..utils.cli import run_cli
 from ..utils.device import resolve_device
 
 MODELS = ("sivgan", "osmis", "oasis")
@@ -240,28 +241,29 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def _command(args: argparse.Namespace) -> int:
     try:
         params = json.loads(args.params)
-        if not isinstance(params, dict):
-            raise ConfigError("--params must be a JSON object")
-        cfg = BenchConfig(model=args.model, size=parse_size(args.size), iters=args.iters, warmup=args.warmup,
-                          batch=args.batch, device=args.device, bf16=args.bf16, channels_last=args.channels_last,
-                          mask_classes=args.mask_classes, ch=args.ch, threads=args.threads, seed=args.seed,
-                          params=params)
-        row = run_benchmark(cfg, profile=args.profile)
-    except json.JSONDecodeError as exc:
-        print(f"error: --params is not valid JSON: {exc}", file=sys.stderr)
-        return 2
-    except ReproError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    except json.JSONDecodeError as exc:  # reported by run_cli as "error: --params is not valid JSON: ...", status 2
+        raise ConfigError(f"--params is not valid JSON: {exc}") from exc
+    if not isinstance(params, dict):
+        raise ConfigError("--params must be a JSON object")
+    cfg = BenchConfig(model=args.model, size=parse_size(args.size), iters=args.iters, warmup=args.warmup,
+                      batch=args.batch, device=args.device, bf16=args.bf16, channels_last=args.channels_last,
+                      mask_classes=args.mask_classes, ch=args.ch, threads=args.threads, seed=args.seed,
+                      params=params)
+    row = run_benchmark(cfg, profile=args.profile)
     table = row.pop("profile_table", None)
     if table is not None:
         print(table, file=sys.stderr)
     print(json.dumps(row), flush=True)
     return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    parser.set_defaults(func=_command)
+    return run_cli(parser, argv)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..errors import ReproError
+from ..utils.cli import run_cli
 from . import coco
 
 
@@ -83,13 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        args.func(args)
-    except ReproError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    return 0
+    return run_cli(build_parser(), argv)
 
 
 if __name__ == "__main__":

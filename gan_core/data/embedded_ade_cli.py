@@ -11,8 +11,15 @@ import argparse
 import sys
 from typing import Sequence
 
-from ..errors import ReproError
+from ..utils.cli import run_cli
 from .embedded_ade import LAYOUTS, EmbeddedADEConfig, build
+
+
+def _command(a: argparse.Namespace) -> int:
+    root = build(a.out, EmbeddedADEConfig(n_train=a.n_train, n_val=a.n_val, height=a.height, width=a.width,
+                                          n_classes=a.n_classes, seed=a.seed), a.layout)
+    print(root)
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -25,15 +32,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--width", type=int, default=64)
     p.add_argument("--n-classes", type=int, default=6)
     p.add_argument("--seed", type=int, default=0)
-    a = p.parse_args(argv)
-    try:
-        root = build(a.out, EmbeddedADEConfig(n_train=a.n_train, n_val=a.n_val, height=a.height, width=a.width,
-                                              n_classes=a.n_classes, seed=a.seed), a.layout)
-    except ReproError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    print(root)
-    return 0
+    p.set_defaults(func=_command)
+    return run_cli(p, argv)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..errors import ReproError
+from ..utils.cli import run_cli
 from .embedded_davis import EmbeddedDavisConfig, generate
 
 
@@ -31,19 +31,20 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        cfg = EmbeddedDavisConfig(
-            height=args.height, width=args.width, n_frames=args.n_frames, seed=args.seed,
-            n_train_sequences=args.n_train, n_val_sequences=args.n_val, n_multi_object=args.n_multi_object,
-        )
-        out = generate(args.out, cfg)
-    except ReproError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+def _command(args: argparse.Namespace) -> int:
+    cfg = EmbeddedDavisConfig(
+        height=args.height, width=args.width, n_frames=args.n_frames, seed=args.seed,
+        n_train_sequences=args.n_train, n_val_sequences=args.n_val, n_multi_object=args.n_multi_object,
+    )
+    out = generate(args.out, cfg)
     print(f"[embedded] DAVIS-format dataset written to {out}")
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    parser.set_defaults(func=_command)
+    return run_cli(parser, argv, error_code=1)  # this command has always exited 1 on a ReproError
 
 
 if __name__ == "__main__":

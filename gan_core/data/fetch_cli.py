@@ -14,6 +14,7 @@ import sys
 
 from ..errors import MissingResourceError, ReproError
 from ..resources import load_manifest, resource_path
+from ..utils.cli import run_cli
 from . import fetch as F
 
 
@@ -43,8 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def _command(args: argparse.Namespace) -> int:
     try:
         manifest = load_manifest(args.manifest)
         if args.command == "status":
@@ -63,19 +63,24 @@ def main(argv: list[str] | None = None) -> int:
             print(f"[verify] {entry.name}: OK ({path})")
         return 0
     except ReproError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        # the hint becomes a note of the error: run_cli prints it on stderr right after "error: <message>"
         name = getattr(args, "name", None)
         if name and args.command != "status" and not isinstance(exc, MissingResourceError):
             try:
                 e = load_manifest(args.manifest)[name]
-                print(
+                exc.add_note(
                     f"hint: expected at {resource_path(e, args.resources)}; {e.how_to_get()}\n"
-                    f"      Snakemake target: {e.fetch_target}",
-                    file=sys.stderr,
+                    f"      Snakemake target: {e.fetch_target}"
                 )
             except ReproError:
                 pass
-        return 1
+        raise
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    parser.set_defaults(func=_command)
+    return run_cli(parser, argv, error_code=1)  # this command has always exited 1 on a ReproError
 
 
 if __name__ == "__main__":

@@ -10,8 +10,13 @@ import argparse
 import sys
 from typing import Sequence
 
-from ..errors import ReproError
+from ..utils.cli import run_cli
 from .lvis import SPLITS, export
+
+
+def _command(a: argparse.Namespace) -> int:
+    print(export(a.json, a.root, a.split))
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -19,14 +24,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--json", required=True, help="LVIS v1 annotation file (lvis_v1_{train,val}.json)")
     p.add_argument("--split", required=True, choices=SPLITS)
     p.add_argument("--root", required=True, help="dataset root that holds images/{train2017,val2017}")
-    a = p.parse_args(argv)
-    try:
-        out = export(a.json, a.root, a.split)
-    except ReproError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    print(out)
-    return 0
+    p.set_defaults(func=_command)
+    return run_cli(p, argv)
 
 
 if __name__ == "__main__":

@@ -13,12 +13,18 @@ grayscale label maps of small ids and palette PNGs keep their ids.
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 
-from ..errors import ReproError
+from ..utils.cli import run_cli
 from ..utils.images import write_image, write_mask
 from .davis import DavisDataset
+
+
+def _command(args: argparse.Namespace) -> int:
+    image, mask = DavisDataset(args.davis_root).first_frame_pair(args.sequence, args.mode)
+    write_image(args.out_image, image)
+    write_mask(args.out_mask, mask)
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -28,16 +34,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--mode", choices=["2016", "2017"], required=True)
     ap.add_argument("--out-image", required=True)
     ap.add_argument("--out-mask", required=True)
-    args = ap.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        image, mask = DavisDataset(args.davis_root).first_frame_pair(args.sequence, args.mode)
-    except ReproError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    write_image(args.out_image, image)
-    write_mask(args.out_mask, mask)
-    return 0
+    ap.set_defaults(func=_command)
+    return run_cli(ap, argv, error_code=1)  # this command has always exited 1 on a ReproError
 
 
 if __name__ == "__main__":

@@ -13,10 +13,9 @@ minimum side are an error naming the file.
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 
-from ..errors import ReproError
+from ..utils.cli import run_cli
 from . import embedded_single as emb
 from .single_image import prepare_image, prepare_video
 
@@ -46,24 +45,24 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    args = build_parser().parse_args(argv)
-    try:
-        if args.command == "image":
-            out = prepare_image(args.src, args.out, args.min_side)
-            print(f"[single-image] {out}")
-        elif args.command == "video":
-            frames = prepare_video(args.src, args.out, args.skip, args.max_frames, args.min_side)
-            print(f"[single-video] {len(frames)} frames -> {args.out}")
-        else:
-            cfg = emb.EmbeddedSingleConfig(height=args.height, width=args.width, n_images=args.n_images,
-                                           n_videos=args.n_videos, n_frames=args.n_frames, seed=args.seed)
-            print(f"[embedded] single-image data written to {emb.generate(args.out, cfg)}")
-    except ReproError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+def _command(args: argparse.Namespace) -> int:
+    if args.command == "image":
+        out = prepare_image(args.src, args.out, args.min_side)
+        print(f"[single-image] {out}")
+    elif args.command == "video":
+        frames = prepare_video(args.src, args.out, args.skip, args.max_frames, args.min_side)
+        print(f"[single-video] {len(frames)} frames -> {args.out}")
+    else:
+        cfg = emb.EmbeddedSingleConfig(height=args.height, width=args.width, n_images=args.n_images,
+                                       n_videos=args.n_videos, n_frames=args.n_frames, seed=args.seed)
+        print(f"[embedded] single-image data written to {emb.generate(args.out, cfg)}")
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    parser.set_defaults(func=_command)
+    return run_cli(parser, argv)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,8 @@ import argparse
 import json
 import sys
 
-from ..errors import ConfigError, ReproError
+from ..errors import ConfigError
+from ..utils.cli import run_cli
 from . import cli
 
 
@@ -27,17 +28,19 @@ def parse_commands(text: str) -> list[list[str]]:
     return cmds
 
 
+def _command(args: argparse.Namespace) -> int:
+    for cmd in parse_commands(args.commands):
+        rc = cli.main(cmd)  # raises the command's ReproError (reported by run_cli below, status 2)
+        if rc:
+            return rc
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m gan_core.metrics.batch_cli", description=__doc__.split("\n\n")[0])
     p.add_argument("--commands", required=True, help="JSON list of argument lists of python -m gan_core.metrics")
-    args = p.parse_args(argv)
-    try:
-        for cmd in parse_commands(args.commands):
-            cli.main(cmd)
-    except ReproError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    return 0
+    p.set_defaults(func=_command)
+    return run_cli(p, argv)
 
 
 if __name__ == "__main__":

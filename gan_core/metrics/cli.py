@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from ..utils.atomic import write_json
+from ..utils.cli import run_cli
 from .image_io import iter_image_batches, list_groups, list_images, load_images
 from ..utils.device import resolve_device
 
@@ -284,9 +285,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    args.func(args)
-    return 0
+    # error_code=None: a ReproError propagates (batch_cli and the tests rely on it), as it always did
+    return run_cli(build_parser(), argv, error_code=None)
 
 
 if __name__ == "__main__":

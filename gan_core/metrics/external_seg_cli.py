@@ -27,6 +27,7 @@ from ..errors import ConfigError
 from ..nets.segmenters.registry import SEGMENTER_NAMES, build_segmenter, get_spec, load_segmenter
 from ..provenance import provenance
 from ..utils.atomic import write_json
+from ..utils.cli import run_cli
 from ..utils.dataclass_config import to_dict
 from ..utils.device import resolve_device
 from .external_seg import DATASETS, ExternalSegConfig, class_frequencies, evaluate_folders
@@ -106,12 +107,18 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def _command(args: argparse.Namespace) -> int:
     res = run(args)
     print(f"miou_percent = {res['miou_percent']} ({res['segmenter']}"
           f"{', ' + RANDOM_INIT_NOTE if args.random_init else ''}) -> {args.out}")
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    parser.set_defaults(func=_command)
+    # error_code=None: a ReproError propagates (the tests rely on it), as it always did
+    return run_cli(parser, argv, error_code=None)
 
 
 if __name__ == "__main__":

@@ -36,6 +36,7 @@ import torch
 from ..errors import ConfigError, DataError
 from ..provenance import provenance
 from ..utils.atomic import write_json
+from ..utils.cli import run_cli
 from ..utils.dataclass_config import from_dict, to_dict
 from ..utils.images import check_pair, read_image, read_mask
 
@@ -276,11 +277,17 @@ def build_parser() -> argparse.ArgumentParser:
 COMMANDS = {"miou": cmd_miou, "mask-alignment": cmd_mask_alignment, "colour-texture": cmd_colour_texture}
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def _command(args: argparse.Namespace) -> int:
     res = COMMANDS[args.command](args)
     print(f"{res['metric']} = {res['value']} -> {args.out}")
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    parser.set_defaults(func=_command)
+    # error_code=None: a ReproError propagates (the tests rely on it), as it always did
+    return run_cli(parser, argv, error_code=None)
 
 
 if __name__ == "__main__":

@@ -35,6 +35,7 @@ import torch
 
 from ..errors import DataError, MissingResourceError
 from ..utils.atomic import write_json, write_text
+from ..utils.cli import run_cli
 from ..utils.images import read_image
 from .filtering import n_dropped, rank_filter
 from .inception import BLOCK_DIMS, SIFIDInception
@@ -211,12 +212,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def _command(args: argparse.Namespace) -> int:
     if args.command == "filter":
         m = run_filter(args)
         print(f"kept {len(m['kept'])} of {m['n_samples']} samples ({m['weights_label']}) -> {args.out}")
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    parser.set_defaults(func=_command)
+    # error_code=None: a ReproError propagates (the tests rely on it), as it always did
+    return run_cli(parser, argv, error_code=None)
 
 
 if __name__ == "__main__":

@@ -32,6 +32,7 @@ from typing import Any, Iterable, Mapping, Sequence
 from ..config import REPO_ROOT, load_yaml
 from ..errors import ConfigError, ReproError
 from ..utils.atomic import write_json, write_text
+from ..utils.cli import run_cli
 
 DEFAULT_COSTS = REPO_ROOT / "workflow" / "compute_costs.yaml"
 DEFAULT_FLOPS = REPO_ROOT / "results" / "compute" / "flops.json"
@@ -501,25 +502,9 @@ def _reason(message: str) -> str:
     return lines[-1][:200] if lines else "dry run failed"
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m gan_core.report.compute_plan", description=__doc__.split("\n")[0])
-    p.add_argument("--tables", nargs="*", default=None, help="table ids (default: wired + formula tables)")
-    p.add_argument("--out-md", default=None, help="write the Markdown table here (atomic); default: stdout")
-    p.add_argument("--json", default=None, help="also write rows and calibration as JSON")
-    p.add_argument("--costs", default=str(DEFAULT_COSTS))
-    p.add_argument("--flops-cache", default=str(DEFAULT_FLOPS))
-    p.add_argument("--resources", default=None, help="a resources dir with the real DAVIS tree (else: fake tree)")
-    p.add_argument("--no-union", dest="union", action="store_false")
-    p.add_argument("--summary", action="store_true", help="one line per table instead of one per rule")
-    p.add_argument("--prefer-formula", action="store_true",
-                   help="use compute_costs.yaml formulas for the tables that have one (the thesis' full tables)")
-    args = p.parse_args(argv)
-    try:
-        res = run(PlanConfig(args.tables, Path(args.costs), Path(args.flops_cache),
-                             Path(args.resources) if args.resources else None, args.union, args.prefer_formula))
-    except ReproError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+def _command(args: argparse.Namespace) -> int:
+    res = run(PlanConfig(args.tables, Path(args.costs), Path(args.flops_cache),
+                         Path(args.resources) if args.resources else None, args.union, args.prefer_formula))
     if args.summary:
         md = to_summary(res["rows"], res["calibration"])
         if res["fallbacks"]:
@@ -539,6 +524,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.json:
         write_json(args.json, {"rows": [r.__dict__ for r in res["rows"]], "calibration": cal, "union": res["union"]})
     return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m gan_core.report.compute_plan", description=__doc__.split("\n")[0])
+    p.add_argument("--tables", nargs="*", default=None, help="table ids (default: wired + formula tables)")
+    p.add_argument("--out-md", default=None, help="write the Markdown table here (atomic); default: stdout")
+    p.add_argument("--json", default=None, help="also write rows and calibration as JSON")
+    p.add_argument("--costs", default=str(DEFAULT_COSTS))
+    p.add_argument("--flops-cache", default=str(DEFAULT_FLOPS))
+    p.add_argument("--resources", default=None, help="a resources dir with the real DAVIS tree (else: fake tree)")
+    p.add_argument("--no-union", dest="union", action="store_false")
+    p.add_argument("--summary", action="store_true", help="one line per table instead of one per rule")
+    p.add_argument("--prefer-formula", action="store_true",
+                   help="use compute_costs.yaml formulas for the tables that have one (the thesis' full tables)")
+    p.set_defaults(func=_command)
+    return run_cli(p, argv)
 
 
 if __name__ == "__main__":

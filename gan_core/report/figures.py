@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 from typing import Sequence
 
@@ -18,6 +19,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from ..utils.atomic import atomic_path  # noqa: E402
+from ..utils.cli import run_cli  # noqa: E402
 from ..utils.images import davis_palette, read_image, read_mask  # noqa: E402
 
 PALETTE = np.asarray(davis_palette(), dtype=np.uint8).reshape(256, 3)
@@ -110,10 +112,7 @@ def render_all(spec_path: str | Path) -> list[Path]:
     return written
 
 
-def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description="Render figures from existing result files.")
-    ap.add_argument("spec", help="JSON figure spec (or a JSON string)")
-    args = ap.parse_args(argv)
+def _command(args: argparse.Namespace) -> int:
     spec = args.spec
     if spec.lstrip().startswith("{"):
         import tempfile
@@ -123,7 +122,15 @@ def main(argv: list[str] | None = None) -> None:
             spec = fh.name
     for path in render_all(spec):
         print(f"wrote {path}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description="Render figures from existing result files.")
+    ap.add_argument("spec", help="JSON figure spec (or a JSON string)")
+    ap.set_defaults(func=_command)
+    return run_cli(ap, argv)
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -41,9 +41,10 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from ..errors import ConfigError, ReproError  # noqa: E402
+from ..errors import ConfigError  # noqa: E402
 from ..sample.generate import generate, to_uint8  # noqa: E402
 from ..utils.atomic import atomic_path  # noqa: E402
+from ..utils.cli import run_cli  # noqa: E402
 from ..utils.device import resolve_device  # noqa: E402
 from ..utils.images import read_image, read_mask  # noqa: E402
 from .figures import overlay  # noqa: E402
@@ -275,24 +276,23 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    args = build_parser().parse_args(argv)
+def _command(args: argparse.Namespace) -> int:
     if args.scale < 1:
-        print("error: --scale must be >= 1", file=sys.stderr)
-        return 2
-    try:
-        device = str(resolve_device(args.device))
-        if args.command == "grid":
-            h, w = grid_figure(args.run, args.out, args.n, args.seed, args.cols, args.scale, device,
-                               args.image, args.mask)
-        else:
-            h, w = interpolation_figure(args.run, args.out, args.seed, args.steps, args.method, args.scale, device)
-    except ReproError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        raise ConfigError("--scale must be >= 1")
+    device = str(resolve_device(args.device))
+    if args.command == "grid":
+        h, w = grid_figure(args.run, args.out, args.n, args.seed, args.cols, args.scale, device,
+                           args.image, args.mask)
+    else:
+        h, w = interpolation_figure(args.run, args.out, args.seed, args.steps, args.method, args.scale, device)
     log.info("wrote %s (%dx%d px)", args.out, w, h)
     return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    parser.set_defaults(func=_command)
+    return run_cli(parser, argv)
 
 
 if __name__ == "__main__":

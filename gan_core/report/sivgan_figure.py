@@ -10,6 +10,7 @@ as "not run", never drawn with numbers.
 """
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from pathlib import Path
@@ -20,8 +21,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from ..errors import ReproError  # noqa: E402
 from ..utils.atomic import atomic_path  # noqa: E402
+from ..utils.cli import run_cli  # noqa: E402
 from ..utils.jsonfile import read_json  # noqa: E402
 
 LABELS = {"dist_train": "Dist. to train", "sifid_4": "SIFID (H×W/4)", "sifid_16": "SIFID (H×W/16)",
@@ -65,15 +66,17 @@ def skip_factor_figure(spec: Mapping[str, Any]) -> Path:
     return out
 
 
-def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    try:
-        for spec in json.loads(argv[0])["figures"]:
-            print(f"[figure] {skip_factor_figure(spec)}")
-    except ReproError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+def _command(args: argparse.Namespace) -> int:
+    for spec in json.loads(args.spec)["figures"]:
+        print(f"[figure] {skip_factor_figure(spec)}")
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m gan_core.report.sivgan_figure", description=__doc__.split("\n")[0])
+    p.add_argument("spec", help='JSON object {"figures": [...]} (see the module docstring)')
+    p.set_defaults(func=_command)
+    return run_cli(p, argv)
 
 
 if __name__ == "__main__":

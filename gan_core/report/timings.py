@@ -6,9 +6,12 @@ rule: number of jobs, mean and total wall-clock seconds, and peak memory.
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 import pandas as pd
+
+from ..utils.cli import run_cli
 
 
 def summarise(bench_dir: str | Path) -> pd.DataFrame:
@@ -25,15 +28,20 @@ def summarise(bench_dir: str | Path) -> pd.DataFrame:
               .reset_index())
 
 
-def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("bench_dir")
-    args = ap.parse_args(argv)
+def _command(args: argparse.Namespace) -> int:
     df = summarise(args.bench_dir)
     print("| stage (rule) | jobs | mean s/job | total s | peak RSS MB |\n|---|---|---|---|---|")
     for r in df.itertuples():
         print(f"| {r.rule} | {r.jobs} | {r.mean_s:.1f} | {r.total_s:.0f} | {r.max_rss_mb:.0f} |")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("bench_dir")
+    ap.set_defaults(func=_command)
+    return run_cli(ap, argv)
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

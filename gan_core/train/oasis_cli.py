@@ -32,7 +32,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import logging
 import sys
 from pathlib import Path
 from typing import Any, Sequence
@@ -41,13 +40,14 @@ import numpy as np
 import torch
 
 from ..data.semantic import SemanticDataConfig, SemanticDataset, epochs_to_iterations
-from ..errors import ConfigError, DataError, MissingResourceError, ReproError
+from ..errors import ConfigError, DataError, MissingResourceError
 from ..nets.oasis_config import OASISConfig
 from ..nets.semantic_gan_factory import SemanticGANConfig, build_generator
 from ..nets.spade_config import SPADEConfig
 from ..provenance import provenance
 from ..sample.generate import to_uint8
 from ..utils.atomic import torch_save, write_json
+from ..utils.cli import run_cli
 from ..utils.dataclass_config import from_dict, to_dict
 from ..utils.device import resolve_device
 from ..utils.images import write_image
@@ -296,13 +296,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    args = build_parser().parse_args(argv)
-    try:
-        return args.func(args)
-    except ReproError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    return run_cli(build_parser(), argv)
 
 
 if __name__ == "__main__":

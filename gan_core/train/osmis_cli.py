@@ -14,7 +14,6 @@ Single Video setting (thesis l.1470): one model, batches drawn from all frames; 
 from __future__ import annotations
 
 import argparse
-import logging
 import json
 import sys
 from pathlib import Path
@@ -22,12 +21,13 @@ from typing import Any, Sequence
 
 import torch
 
-from ..errors import ConfigError, DataError, MissingResourceError, ReproError
+from ..errors import ConfigError, DataError, MissingResourceError
 from ..nets.osmis import MIN_IMAGE_SIDE, Architecture, OSMISGenerator
 from ..nets.osmis_config import OSMISConfig
 from ..provenance import provenance
 from ..sample.generate import generate, write_samples
 from ..utils.atomic import torch_save, write_json
+from ..utils.cli import run_cli
 from ..data.single_image import list_image_files, load_training_images
 from ..utils.images import check_mask_classes, check_pair, read_image, read_mask
 from .loop import LoopConfig, run_training, seed_everything
@@ -161,13 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    args = build_parser().parse_args(argv)
-    try:
-        return args.func(args)
-    except ReproError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    return run_cli(build_parser(), argv)
 
 
 if __name__ == "__main__":
