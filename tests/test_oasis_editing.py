@@ -191,9 +191,11 @@ def test_colour_texture_figure(tiny_run, ade_root, tmp_path):
     out = tmp_path / "fig47.png"
     assert fig_main(["colour-texture", "--run", f"OASIS={tiny_run}", "--run", f"again={tiny_run}",
                      "--dataroot", str(ade_root), "--out", str(out), "--device", "cpu",
-                     "--params", '{"min_pixels": 20}']) == 0
+                     "--params", '{"min_pixels": 20}', "--preset", "tiny"]) == 0
     assert out.is_file() and _png_hw(out)[0] > 100
-    bars = json.loads(out.with_suffix(".json").read_text())["bars"]
+    side = json.loads(out.with_suffix(".json").read_text())
+    assert side["params"]["preset"] == "tiny"  # the title carries the TINY-PRESET warning
+    bars = side["bars"]
     assert [b["label"] for b in bars] == ["OASIS", "again"]
     assert all(np.isfinite(b["colour_emd"]) and b["colour_emd"] > 0 for b in bars)
     assert bars[0]["colour_emd"] == bars[1]["colour_emd"]  # the same run and seed -> the same images

@@ -114,3 +114,13 @@ def test_cell_not_built_is_reported_never_a_number(tmp_path):
     assert a.status.startswith("computed")
     md = tables.to_markdown(df, THESIS, "tiny")
     assert "not built yet: segmenter X not implemented" in md
+
+
+def test_cell_without_thesis_value_and_without_wiring_is_blank(tmp_path):
+    """A wired row with no cell where the thesis has no value either (e.g. a gain over itself) is not applicable:
+    empty status; with a thesis value the same gap says 'no cell wired'."""
+    thesis = {**THESIS, "rows": [{"id": "r", "label": "R", "kind": "experiment", "thesis": {"a": 1.0, "b": None}}]}
+    plan = {"preset": "tiny", "rows": {"r": {"cells": {"a": [], "b": []}}}}
+    df = tables.build_rows("table_9_9", thesis, plan, tables.collect(plan))
+    status = dict(zip(df.column, df.status))
+    assert status == {"a": "no cell wired for this column", "b": ""}

@@ -254,9 +254,11 @@ def run_colour_texture(run: str | Path, dataroot: str | Path, split: str = "vali
 def colour_texture_figure(runs: Sequence[tuple[str, str | Path]], dataroot: str | Path | None, out: str | Path,
                           split: str = "validation", seed: int = 0, max_images: int | None = None,
                           ct_cfg: ColourTextureConfig | None = None, device: str = "cpu",
-                          precomputed: Sequence[tuple[str, str | Path]] = ()) -> dict[str, Any]:
+                          precomputed: Sequence[tuple[str, str | Path]] = (), preset: str | None = None
+                          ) -> dict[str, Any]:
     """Fig. 4.7: two bar charts (colour EMD, texture chi-square; lower = closer to the real data), one bar per
-    ``(label, run dir)`` (computed here) or ``(label, JSON)`` of ``seg_cli colour-texture`` (precomputed)."""
+    ``(label, run dir)`` (computed here) or ``(label, JSON)`` of ``seg_cli colour-texture`` (precomputed).
+    ``preset`` "tiny" adds the TINY-PRESET warning to the title (the numbers are not thesis numbers)."""
     from ..utils.jsonfile import read_json
 
     ct_cfg = ct_cfg or ColourTextureConfig()
@@ -276,9 +278,12 @@ def colour_texture_figure(runs: Sequence[tuple[str, str | Path]], dataroot: str 
         bars.append({"label": label, "source": str(path), "colour_emd": det.get("colour_emd"),
                      "texture_chi2": det.get("texture_chi2"), "n_classes_used": det.get("n_classes_used"),
                      "n_images": det.get("n_images")})
-    _bar_chart(bars, out, f"Histogram distances to real data ({split})")
+    title = f"Histogram distances to real data ({split})"
+    if preset == "tiny":
+        title += "\nTINY PRESET: synthetic data, tiny networks (not thesis numbers)"
+    _bar_chart(bars, out, title)
     params = {"runs": [[a, str(b)] for a, b in runs], "precomputed": [[a, str(b)] for a, b in precomputed],
-              "split": split, "max_images": max_images, "config": to_dict(ct_cfg)}
+              "split": split, "max_images": max_images, "config": to_dict(ct_cfg), "preset": preset}
     clean = [{k: (None if isinstance(v, float) and v != v else v) for k, v in b.items()} for b in bars]
     _sidecar(out, "fig_4_7_colour_texture", params, seed, bars=clean)
     return {"bars": clean}

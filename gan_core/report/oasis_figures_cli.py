@@ -26,10 +26,11 @@ import logging
 import sys
 from typing import Sequence
 
-from ..errors import ConfigError, ReproError
+from ..errors import ConfigError
 from ..metrics.colour_texture import ColourTextureConfig
 from ..metrics.d_segmenter import SegmenterConfig
 from ..sample.oasis_noise import NoiseEditConfig
+from ..utils.cli import run_cli
 from ..utils.dataclass_config import from_dict
 from ..utils.device import resolve_device
 from . import oasis_figures as of
@@ -94,7 +95,7 @@ def cmd_colour_texture(args: argparse.Namespace) -> int:
     ct = from_dict(ColourTextureConfig, load_params(args.params), "colour-texture --params")
     res = of.colour_texture_figure(_pairs(args.run, "--run"), args.dataroot, args.out, args.split, args.seed,
                                    args.max_images, ct, str(resolve_device(args.device)),
-                                   _pairs(args.result, "--result"))
+                                   _pairs(args.result, "--result"), preset=args.preset)
     for b in res["bars"]:
         print(f"{b['label']}: colour EMD {b['colour_emd']}, texture chi2 {b['texture_chi2']}")
     return 0
@@ -136,20 +137,18 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--result", action="append", default=[], help="LABEL=JSON of seg_cli colour-texture (repeat)")
     c.add_argument("--max-images", dest="max_images", type=int, default=None, help="first N label maps only")
     c.add_argument("--params", default=None, help="ColourTextureConfig overrides: JSON object or file")
+    c.add_argument("--preset", default=None, help="workflow preset; 'tiny' labels the figure as not thesis numbers")
     c.set_defaults(func=cmd_colour_texture)
     return p
 
 
+def _check_dataroot(args: argparse.Namespace) -> None:
+    if args.command != "colour-texture" and not args.dataroot:
+        raise ConfigError(f"{args.command}: --dataroot is required")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    args = build_parser().parse_args(argv)
-    try:
-        if args.command != "colour-texture" and not args.dataroot:
-            raise ConfigError(f"{args.command}: --dataroot is required")
-        return args.func(args)
-    except ReproError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    return run_cli(build_parser(), argv, validate=_check_dataroot)
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
@@ -20,6 +21,7 @@ import pandas as pd
 
 from ..errors import DataError
 from ..utils.atomic import write_text
+from ..utils.cli import run_cli
 from ..utils.jsonfile import read_json
 
 PRESET_BANNER = {
@@ -112,6 +114,8 @@ def build_rows(table_id: str, thesis: Mapping[str, Any], plan: Mapping[str, Any]
                 rec["status"] = _status_for_unbuilt(t_row, plan)
             elif cell is not None and cell.not_built and not cell.values:
                 rec["status"] = "not built yet: " + "; ".join(sorted(cell.not_built))
+            elif (cell is None or not cell.values) and thesis_value is None:
+                rec["status"] = ""  # not applicable: neither the thesis nor our wiring has a value here
             elif cell is None or not cell.values:
                 rec["status"] = "no cell wired for this column"
             else:
@@ -200,20 +204,25 @@ def render(table_id: str, thesis: Mapping[str, Any], plan: Mapping[str, Any], ou
     return df
 
 
-def main(argv: list[str] | None = None) -> None:
+def _command(args: argparse.Namespace) -> int:
     from ..config import thesis_tables
 
+    plan_text = args.plan if args.plan.lstrip().startswith("{") else Path(args.plan).read_text()
+    plan = json.loads(plan_text)
+    thesis = thesis_tables()[args.table]
+    render(args.table, thesis, plan, args.out_csv, args.out_md)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description="Write a thesis table (ours | thesis | diff) from metric files.")
     ap.add_argument("--table", required=True, help="table id, e.g. table_6_5")
     ap.add_argument("--plan", required=True, help="JSON file or string: rows -> columns -> metric files per seed")
     ap.add_argument("--out-csv", required=True, type=Path)
     ap.add_argument("--out-md", required=True, type=Path)
-    args = ap.parse_args(argv)
-    plan_text = args.plan if args.plan.lstrip().startswith("{") else Path(args.plan).read_text()
-    plan = json.loads(plan_text)
-    thesis = thesis_tables()[args.table]
-    render(args.table, thesis, plan, args.out_csv, args.out_md)
+    ap.set_defaults(func=_command)
+    return run_cli(ap, argv)
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -582,8 +582,8 @@ def semantic_synthesis_cell(row, col, seed):
 
 BUILDERS["semantic_synthesis"] = semantic_synthesis_cell
 BUILDER_NOTES["semantic_synthesis"] = " ".join(n for n in (
-    "Rows marked SPADE+ are our re-implementation (gan_core/nets/spade.py, SPADE generator without encoder, "
-    "2-scale PatchGAN with input concatenation, hinge loss, EMA; thesis l.1151).",
+    "Rows marked SPADE+ are our re-implementation (gan_core/nets/spade.py, SPADE generator without encoder unless "
+    "the row says so, 2-scale PatchGAN with input concatenation, hinge loss, EMA; thesis l.1151).",
     "VGG loss: a seeded RANDOM VGG19 (tiny preset), not the ImageNet VGG19 of the thesis." if OASIS_VGG == "random"
     else "",
     f"MS-SSIM / LPIPS columns (where present): mean pairwise scores of {OASIS_EVAL.get('diversity_samples', 20)} "

@@ -112,7 +112,7 @@ rule figure_4_7:
     shell:
         "OMP_NUM_THREADS={threads} {PY} -m gan_core.report.oasis_figures_cli colour-texture {params.runs} "
         "--dataroot {params.root} --split validation --out {output} --seed {params.sample_seed} "
-        "--device {DEVICE} > {log} 2>&1"
+        "--preset {PRESET} --device {DEVICE} > {log} 2>&1"
 
 
 def oasis_figure_targets():

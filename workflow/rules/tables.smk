@@ -57,6 +57,8 @@ rule tabulate:
         md=f"{R}/tables/{{table}}.md",
     params:
         plan=lambda wc: as_json(table_plan(wc.table)),
+    wildcard_constraints:
+        table=r"table_\d+_\d+|appendix_\d+",
     log:
         f"{R}/logs/tabulate/{{table}}.log",
     shell:
