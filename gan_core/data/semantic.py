@@ -128,7 +128,7 @@ def ade20k_pairs(root: str | Path, split: str, cfg: "SemanticDataConfig | None" 
     for d in (img_dir, lab_dir):
         if not d.is_dir():
             raise MissingResourceError(f"ADE20K-layout folder ({split})", d, "fetch_ade20k",
-                                       hint="(tiny preset: the rule embedded_ade builds one)")
+                                       hint="(tiny preset: the rule embedded_semantic builds one)")
     return _stem_pairs(img_dir, lab_dir)
 
 
