@@ -11,6 +11,7 @@ from gan_core.nets.oasis_config import OASISConfig
 from gan_core.train.loop import LoopConfig, run_training, seed_everything
 from gan_core.train.oasis_cli import dataset_for, main as oasis_main
 from gan_core.train.oasis_trainer import OASISRunConfig, OASISTrainer, generate_for_labels
+from kill_resume import train_until_killed
 from oasis_tiny import TINY
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -64,10 +65,6 @@ def test_ema_update_and_bn_refresh(ade_root):
     assert torch.equal(tr.refreshed_ema(0).state_dict()[bn], ema[bn])                 # 0 batches = no refresh
 
 
-class Killed(Exception):
-    pass
-
-
 def _state(tr):
     return {**{f"G.{k}": v for k, v in tr.G.state_dict().items()},
             **{f"D.{k}": v for k, v in tr.D.state_dict().items()},
@@ -82,16 +79,7 @@ def test_killed_and_resumed_run_equals_uninterrupted(ade_root, tmp_path):
     run_training(full, tmp_path / "full", loop)
 
     killed = make_trainer(ade_root)
-    step = killed.train_step
-
-    def dying(it):
-        if it == 5:
-            raise Killed
-        return step(it)
-
-    killed.train_step = dying
-    with pytest.raises(Killed):
-        run_training(killed, tmp_path / "resumed", loop)
+    train_until_killed(killed, tmp_path / "resumed", loop, kill_at=5)
     assert not (tmp_path / "resumed" / "done.json").exists()
     resumed = make_trainer(ade_root, seed=0)
     with torch.no_grad():  # prove the state comes from the checkpoint, not from the seeded init
