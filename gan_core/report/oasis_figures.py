@@ -98,6 +98,20 @@ def _pick_indices(n_data: int, fig: FigureConfig) -> list[int]:
     return idx
 
 
+def _open_run(run: str | Path, dataroot: str | Path, split: str, device: str):
+    """(EMA generator, OASISConfig, the split at the run's resolution and layout)."""
+    gen, cfg, run_cfg = load_run(run, torch.device(device))
+    return gen, cfg, dataset_for(cfg, dataroot, split, train=False, run=run_cfg)
+
+
+def _region_maps(gen, cfg, data, fig: FigureConfig):
+    """(index, label, one-hot label, region class, region mask) of every selected label map."""
+    for key in _pick_indices(len(data), fig):
+        label = data[key]["label"]
+        c, region = _region(label, fig, cfg.contain_dontcare_label, data.names()[key])
+        yield key, label, on.label_one_hot(gen, label), c, region
+
+
 def _region(label: torch.Tensor, fig: FigureConfig, contain_dontcare: bool, where: str) -> tuple[int, torch.Tensor]:
     try:
         c = on.pick_region(label, fig.region_class, (0,) if contain_dontcare else ())
@@ -112,13 +126,9 @@ def noise_figure(run: str | Path, dataroot: str | Path, out: str | Path, split: 
     """Fig. 4.10 (module doc). Columns: label map | n_samples images. Row 2k: global resamples of map k;
     row 2k+1: local resamples (region outlined in red) of the first global sample's noise."""
     fig = fig or FigureConfig()
-    gen, cfg, run_cfg = load_run(run, torch.device(device))
-    data = dataset_for(cfg, dataroot, split, train=False, run=run_cfg)
+    gen, cfg, data = _open_run(run, dataroot, split, device)
     nz, rows, regions = fig.noise, [], []
-    for key in _pick_indices(len(data), fig):
-        label = data[key]["label"]
-        oh = on.label_one_hot(gen, label)
-        c, region = _region(label, fig, cfg.contain_dontcare_label, data.names()[key])
+    for key, label, oh, c, region in _region_maps(gen, cfg, data, fig):
         z_glob = on.global_resamples(gen, oh, nz.n_samples, nz.seed, key)
         z_loc = on.local_resamples(z_glob[:1], region, nz.n_samples, nz.seed, key, nz.local_mode)
         img_g, img_l = to_uint8(on.decode(gen, oh, z_glob)), to_uint8(on.decode(gen, oh, z_loc))
@@ -146,13 +156,9 @@ def interpolation_figure(run: str | Path, dataroot: str | Path, out: str | Path,
     """Fig. 4.11 (module doc). Columns: label map | ``steps`` images from t = 0 to 1. Row 2k: global linear
     interpolation between two image-level noises of map k; row 2k+1: the same inside the region only."""
     fig = fig or FigureConfig()
-    gen, cfg, run_cfg = load_run(run, torch.device(device))
-    data = dataset_for(cfg, dataroot, split, train=False, run=run_cfg)
+    gen, cfg, data = _open_run(run, dataroot, split, device)
     nz, rows, regions = fig.noise, [], []
-    for key in _pick_indices(len(data), fig):
-        label = data[key]["label"]
-        oh = on.label_one_hot(gen, label)
-        c, region = _region(label, fig, cfg.contain_dontcare_label, data.names()[key])
+    for key, label, oh, c, region in _region_maps(gen, cfg, data, fig):
         z_a, z_b = on.global_resamples(gen, oh, 2, nz.seed, key).split(1)
         img_g = to_uint8(on.decode(gen, oh, on.interpolate_global(z_a, z_b, nz.steps)))
         img_l = to_uint8(on.decode(gen, oh, on.interpolate_local(z_a, z_b, region, nz.steps)))
