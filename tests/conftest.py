@@ -1,4 +1,4 @@
-"""Fixtures shared by the OASIS test modules (trainer, ablations, editing)."""
+"""Fixtures shared by the test modules (one torch thread; tiny embedded ADE20K-layout data for the OASIS tests)."""
 import pytest
 import torch
 

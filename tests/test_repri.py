@@ -18,13 +18,8 @@ from downstream.repri.pspnet import PSPNet, PSPNetArch, feature_size, load_pspne
 from downstream import repri_cli
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """The test machine's cores are shared: a two-thread intra-op pool mostly waits (about 5x slower here)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+# the test machine's cores are shared: a two-thread intra-op pool mostly waits (about 5x slower here)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 # ---------------------------------------------------------------- (a) official key layout, written by hand
