@@ -189,11 +189,6 @@ def segmenter_classes(dataset):
     return SEGMENTER_CLASSES[dataset]
 
 
-def oasis_num_classes():
-    """Semantic classes of ADE20K without the dontcare 0 (150; tiny: the embedded n_classes)."""
-    return segmenter_classes("ade20k")
-
-
 rule embedded_semantic:
     # Tiny preset: procedural scenes in the dataset's folder layout (NOT the real dataset).
     output:
@@ -489,14 +484,14 @@ def miou_command(wc, input):
     """The segmenter command: the tiny stand-in (downstream.deeplab_cli evaluate) or the thesis' network."""
     fake = str(Path(input.samples).parent / "images")
     val, train = str(Path(input.val).parent), str(Path(input.train).parent)
+    # Table 4.4's frequency groups (ADE20K classes); none for the other datasets
+    groups = OASIS_EVAL.get("frequency_groups", "ade20k") if wc.dataset in ("ade20k", "ade_outdoor") else ""
     if OASIS_EVAL["segmenter"] == "tiny_deeplab":
-        groups = OASIS_EVAL.get("frequency_groups", "ade20k") if wc.dataset in ("ade20k", "ade_outdoor") else ""
         return (f"{PY} -m downstream.deeplab_cli evaluate --checkpoint {input.model} --images {fake} "
                 f"--labels {val}/labels --num-classes {segmenter_classes(wc.dataset)} --device {DEVICE} "
                 f"--groups '{groups}' --freq-labels {train}/labels")
     ext = external_segmenter(wc.dataset)
     weights = " ".join(resource_file(n) for n in ext["weights"])
-    groups = OASIS_EVAL.get("frequency_groups", "ade20k") if wc.dataset in ("ade20k", "ade_outdoor") else ""
     convention = "--label-convention cocostuff_oasis " if wc.dataset == "cocostuff" else ""  # exported = shifted
     return (f"{PY} -m gan_core.metrics.external_seg_cli --segmenter {ext['name']} --weights {weights} "
             f"--images {fake} --labels {val}/labels {convention}--device {DEVICE} --groups '{groups}' "
