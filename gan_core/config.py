@@ -34,15 +34,53 @@ def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str
     return out
 
 
+class DuplicateKeyError(yaml.YAMLError):
+    """A mapping names the same key twice (PyYAML would silently keep the last one)."""
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that rejects duplicate mapping keys: in a table declaration a repeated row id
+    would silently replace the earlier row."""
+
+    def construct_mapping(self, node, deep=False):
+        if isinstance(node, yaml.MappingNode):
+            seen: dict[Any, int] = {}
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *anchor`: its keys may be overridden
+                    continue
+                key = self.construct_object(key_node, deep=True)
+                try:
+                    first = seen.get(key)
+                except TypeError:  # unhashable key: SafeLoader reports it
+                    break
+                if first is not None:
+                    raise DuplicateKeyError(f"line {key_node.start_mark.line + 1}: duplicate key {key!r} "
+                                            f"(first defined on line {first})")
+                seen[key] = key_node.start_mark.line + 1
+        return super().construct_mapping(node, deep=deep)
+
+
 def load_yaml(path: str | Path) -> Any:
+    """Parse a YAML file safely; a duplicate key, a syntax error or a missing file is a ConfigError naming
+    the file (and the line)."""
     path = Path(path)
     try:
         with open(path) as fh:
-            return yaml.safe_load(fh)
+            return yaml.load(fh, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
     except FileNotFoundError as exc:
         raise ConfigError(f"{path}: file not found") from exc
+    except DuplicateKeyError as exc:
+        raise ConfigError(f"{path}: {exc}") from exc
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: invalid YAML ({exc})") from exc
+
+
+def check_config_files(paths) -> None:
+    """Re-read the config files Snakemake loaded (config.yaml and every ``--configfile``) with the
+    duplicate-key check; Snakemake's own loader keeps the last of two equal keys without a word."""
+    for path in paths:
+        if str(path).endswith((".yaml", ".yml")):
+            load_yaml(path)
 
 
 def validate(raw: Mapping[str, Any], schema_path: Path = SCHEMA_PATH) -> None:

@@ -78,3 +78,41 @@ def test_collection_params_are_validated_and_coco_fits_its_own_resolution(raw):
     bad["models"]["osmis"]["collection_params"] = {"coco20i": {"image_sise": None}}
     with pytest.raises(ConfigError, match="image_sise"):
         cfgmod.resolve(bad)
+
+
+def test_duplicate_key_is_an_error_naming_file_line_and_key(tmp_path):
+    """PyYAML keeps the last of two equal keys silently; a repeated table row would vanish unnoticed."""
+    f = tmp_path / "ablation.yaml"
+    f.write_text("tables:\n  table_6_5:\n    rows:\n      a: {system: osvos}\n      b: {system: stm}\n"
+                 "      a: {system: stm}\n")
+    with pytest.raises(ConfigError) as err:
+        cfgmod.load_yaml(f)
+    msg = str(err.value)
+    assert str(f) in msg and "line 6" in msg and "'a'" in msg and "line 4" in msg
+
+
+def test_merge_keys_may_be_overridden_and_equal_keys_in_sibling_maps_are_fine(tmp_path):
+    f = tmp_path / "ok.yaml"
+    f.write_text("base: &b {x: 1, y: 2}\nderived:\n  <<: *b\n  x: 3\nother: {x: 1}\n")
+    data = cfgmod.load_yaml(f)
+    assert data["derived"] == {"x": 3, "y": 2} and data["other"] == {"x": 1}
+
+
+def test_no_shipped_yaml_file_repeats_a_key():
+    import subprocess
+
+    files = subprocess.run(["git", "ls-files", "*.yaml", "*.yml"], cwd=cfgmod.REPO_ROOT, capture_output=True,
+                           text=True, check=True).stdout.split()
+    assert "config.yaml" in files
+    for rel in files:
+        cfgmod.load_yaml(cfgmod.REPO_ROOT / rel)  # raises ConfigError on a duplicate key
+
+
+def test_workflow_rejects_a_configfile_with_a_duplicate_key(tmp_path):
+    from workflow_dryrun import snakemake_dry
+
+    f = tmp_path / "dup.yaml"
+    f.write_text("seeds: [0]\nseeds: [1]\n")
+    proc = snakemake_dry("table_6_5", "--configfile", str(f))
+    assert proc.returncode != 0
+    assert "duplicate key 'seeds'" in proc.stdout + proc.stderr and str(f) in proc.stdout + proc.stderr

@@ -12,6 +12,7 @@ import gan_core.config as gc_config
 from gan_core.errors import ReproError
 
 try:
+    gc_config.check_config_files(workflow.configfiles)  # duplicate keys, which Snakemake's loader drops silently
     CFG = gc_config.resolve(config)
     THESIS = gc_config.thesis_tables()
 except ReproError as exc:
