@@ -85,7 +85,7 @@ def test_default_is_exactly_oasis(ade_root):
     assert tr.plain_d and isinstance(tr.D, OASISDiscriminator)
     assert list(tr.state_dict()["D"]) == list(d_ref.state_dict())
     assert tr.loss.vgg is None and not tr.gan.feature_matching
-    assert tr.gan.adversarial_loss == "n_plus_1" and tr.gan.class_balancing == "official"
+    assert tr.gan.adversarial_loss == "n_plus_1" and tr.gan.class_balancing == "eq4.3"
     assert set(tr.train_step(0)) == {"G_adv", "D_fake", "D_real", "D_labelmix", "D_total"}
     lr_g, lr_d, betas = tr.optimiser_settings(tr.gan)
     assert (lr_g, lr_d, betas) == (1e-4, 4e-4, (0.0, 0.999))  # thesis l.1121

@@ -202,15 +202,36 @@ def test_region_resampling_is_local():
 # --- losses ------------------------------------------------------------------------------------
 def test_class_balancing_hand_case():
     idx = torch.tensor([[[0, 1], [3, 3]]])  # reference notes §1.4 CPU-check
-    w = class_balance_weights(idx, 4, contain_dontcare=True)
+    w = class_balance_weights(idx, 4, contain_dontcare=True, mode="official")
     assert torch.allclose(w, torch.tensor([[[0.0, 2.0], [1.0, 1.0]]]))
-    w = class_balance_weights(idx, 4, contain_dontcare=True, mode="eq4.3")  # thesis Eq. 4.3: BHW / count
+    w = class_balance_weights(idx, 4, contain_dontcare=True)  # default = thesis Eq. 4.3: BHW / count
     assert torch.allclose(w, torch.tensor([[[0.0, 4.0], [2.0, 2.0]]]))
-    w = class_balance_weights(idx, 4, contain_dontcare=False)  # 3 classes present: 4/(3*1), 4/(3*2)
+    w = class_balance_weights(idx, 4, contain_dontcare=False, mode="official")  # 3 present: 4/(3*1), 4/(3*2)
     assert torch.allclose(w, torch.tensor([[[4 / 3, 4 / 3], [2 / 3, 2 / 3]]]))
     onehot = F.one_hot(idx, 4).permute(0, 3, 1, 2).float()
     assert torch.equal(class_balance_weights(onehot, 4), class_balance_weights(idx, 4))
 
+
+def test_default_discriminator_loss_is_thesis_eq_4_2_with_eq_4_3_weights():
+    """Eq. 4.2 written out with its pixel sums and Eq. 4.3's alpha_c = HW / sum_ij E_t[1[t_ijc = 1]]
+    (expectation over the batch), divided by H*W; no dontcare label here."""
+    torch.manual_seed(1)
+    b, n, h, w = 2, 3, 3, 4
+    idx = torch.tensor([[[0, 0, 1, 1], [0, 0, 1, 1], [2, 2, 2, 2]],
+                        [[0, 0, 0, 0], [0, 0, 0, 0], [0, 1, 1, 0]]])
+    d_real, d_fake = torch.randn(b, n + 1, h, w), torch.randn(b, n + 1, h, w)
+    lr, lf = torch.log_softmax(d_real, 1), torch.log_softmax(d_fake, 1)
+    real_term = 0.0
+    for c in range(n):
+        expected_count = sum((idx[k] == c).sum().item() for k in range(b)) / b  # sum_ij E_t[1[t_ijc = 1]]
+        alpha = h * w / expected_count
+        real_term += sum(alpha * lr[k, c + 1][idx[k] == c].sum() for k in range(b)) / b  # E_(x,t) (channel c+1)
+    fake_term = sum(lf[k, 0].sum() for k in range(b)) / b  # fake class = channel 0
+    literal = -(real_term + fake_term) / (h * w)
+    got = discriminator_loss(d_real, d_fake, idx, contain_dontcare=False)
+    assert torch.allclose(got, literal, rtol=1e-5)
+    official = discriminator_loss(d_real, d_fake, idx, contain_dontcare=False, balancing="official")
+    assert not torch.allclose(official, literal, rtol=1e-3)  # the released code's normalisation differs
 
 def test_n_plus_one_targets_and_loss():
     idx = torch.tensor([[[0, 1], [3, 3]]])
@@ -218,14 +239,16 @@ def test_n_plus_one_targets_and_loss():
     assert torch.equal(n_plus_one_target(idx, False), torch.zeros(1, 2, 2, dtype=torch.long))
     zero = torch.zeros(1, 5, 2, 2)  # uniform softmax: CE = log(5) everywhere
     assert math.isclose(n_plus_one_loss(zero, idx, False).item(), math.log(5), rel_tol=1e-6)
-    assert math.isclose(n_plus_one_loss(zero, idx, True).item(), (0 + 2 + 1 + 1) / 4 * math.log(5), rel_tol=1e-6)
+    assert math.isclose(n_plus_one_loss(zero, idx, True, balancing="official").item(),
+                        (0 + 2 + 1 + 1) / 4 * math.log(5), rel_tol=1e-6)
     torch.manual_seed(0)
     logits = torch.randn(1, 5, 2, 2, requires_grad=True)
     logp = torch.log_softmax(logits, 1)[0]
-    manual = -(2.0 * logp[2, 0, 1] + logp[4, 1, 0] + logp[4, 1, 1]) / 4  # dontcare pixel weight 0
-    assert torch.allclose(generator_loss(logits, idx), manual)
+    manual = -(2.0 * logp[2, 0, 1] + logp[4, 1, 0] + logp[4, 1, 1]) / 4  # official; dontcare pixel weight 0
+    assert torch.allclose(generator_loss(logits, idx, balancing="official"), manual)
+    assert torch.allclose(generator_loss(logits, idx), 2 * manual)  # Eq. 4.3: x n_present (2 classes)
     fake = -logp[0].mean()
-    assert torch.allclose(discriminator_loss(logits, logits, idx), manual + fake)
+    assert torch.allclose(discriminator_loss(logits, logits, idx, balancing="official"), manual + fake)
     generator_loss(logits, idx).backward()
     assert logits.grad[0, :, 0, 0].abs().sum() == 0  # dontcare pixel has no gradient
 

@@ -212,7 +212,7 @@ def test_switch_label_encoding_changes_the_loss():
     plain = _cfg(d_label_encoding="n_plus_1")
     bal = _cfg(d_label_encoding="n_plus_1_balanced")
     assert torch.allclose(g_adversarial_loss(plain, out, label), n_plus_one_loss(logits, idx, True, balancing="none"))
-    assert torch.allclose(g_adversarial_loss(bal, out, label), n_plus_one_loss(logits, idx, True, balancing="official"))
+    assert torch.allclose(g_adversarial_loss(bal, out, label), n_plus_one_loss(logits, idx, True, balancing="eq4.3"))
     assert not torch.allclose(g_adversarial_loss(plain, out, label), g_adversarial_loss(bal, out, label))
     one = DOutput([logits[:, :1]], [[]])
     for enc in ("concat", "projection"):
@@ -393,7 +393,7 @@ def test_config_defaults_presets_and_roundtrip():
     c = SemanticGANConfig()
     assert (c.generator, c.discriminator, c.d_label_encoding, c.mixing, c.vgg_loss, c.feature_matching) == \
         ("oasis", "oasis_unet", "n_plus_1_balanced", "labelmix", False, False)
-    assert (c.adversarial_loss, c.class_balancing, c.lambda_vgg, c.lambda_fm) == ("n_plus_1", "official", 10.0, 10.0)
+    assert (c.adversarial_loss, c.class_balancing, c.lambda_vgg, c.lambda_fm) == ("n_plus_1", "eq4.3", 10.0, 10.0)
     sp = SemanticGANConfig.spade_plus("cityscapes")
     assert (sp.generator, sp.discriminator, sp.d_label_encoding, sp.adversarial_loss) == \
         ("spade_plus", "ms_patchgan", "concat", "hinge")

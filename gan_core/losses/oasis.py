@@ -5,13 +5,14 @@ Conventions (reference notes §1.4, matching the released checkpoints): the disc
 the fake class and semantic class c is channel c + 1 (the thesis calls the fake class the "(N+1)-th").
 
 Class balancing. Thesis Eq. 4.3 gives alpha_c = H*W / (per-image expected pixel count of c), i.e.
-inverse pixel frequency in the batch, B*H*W / count_c. The official code additionally divides by the number
-of classes present, ``n_present`` (reference notes §1.4): w_c = B*H*W / (n_present * count_c). The relative
-class weights are identical; the official normalisation makes every present class contribute 1/n_present
-of the (mean-reduced) real loss — the thesis' "the loss contributions of each class are equally balanced"
-(l.1060) — and keeps the real term on the scale of the unweighted fake term, which the thesis' lambda values
-were tuned with. The default is therefore "official"; "eq4.3" applies Eq. 4.3 literally. The dontcare label
-0 (when the dataset has one) gets weight 0 and is not counted in n_present; fake pixels are unweighted.
+inverse pixel frequency in the batch, B*H*W / count_c ("eq4.3", the default: the thesis is implemented where
+it and the official code disagree). With Eq. 4.2's pixel sums in both terms, the real term is then
+sum_c mean_{p in c} CE against mean_p CE of the fake term. The official code additionally divides by the
+number of classes present, ``n_present`` (reference notes §1.4): w_c = B*H*W / (n_present * count_c), so the
+real term is the MEAN over present classes and stays on the scale of the fake term; the relative class
+weights are identical. The released checkpoints were trained that way: ``class_balancing: official``
+(OASISConfig) selects it. The dontcare label 0 (when the dataset has one) gets weight 0 and is not counted in
+n_present; fake pixels are unweighted.
 
 LabelMix. The consistency term is the MEAN squared error over all logits (official nn.MSELoss); thesis
 Eq. 4.4 writes a squared L2 norm, whose sum-reduction would rescale lambda_LM by B*(N+1)*H*W — the thesis'
@@ -41,10 +42,10 @@ def n_plus_one_target(label: torch.Tensor, for_real: bool) -> torch.Tensor:
 
 
 def class_balance_weights(label: torch.Tensor, num_classes: int, contain_dontcare: bool = True,
-                          mode: str = "official") -> torch.Tensor:
+                          mode: str = "eq4.3") -> torch.Tensor:
     """Per-pixel weights (B, H, W) for the real-class CE.
 
-    "official": w_c = B*H*W / (n_present * count_c); "eq4.3": w_c = B*H*W / count_c (thesis Eq. 4.3);
+    "eq4.3": w_c = B*H*W / count_c (thesis Eq. 4.3); "official": w_c = B*H*W / (n_present * count_c);
     "none": ones. count_c is summed over the batch; with ``contain_dontcare`` class 0 gets weight 0 and is
     excluded from n_present (reference notes §1.4: weights 2.0 / 1.0 for the map [[0,1],[3,3]])."""
     if mode not in BALANCING:
@@ -65,7 +66,7 @@ def class_balance_weights(label: torch.Tensor, num_classes: int, contain_dontcar
 
 
 def n_plus_one_loss(logits: torch.Tensor, label: torch.Tensor, for_real: bool, contain_dontcare: bool = True,
-                    balancing: str = "official") -> torch.Tensor:
+                    balancing: str = "eq4.3") -> torch.Tensor:
     """Mean (N+1)-class CE of D's logits (B, N+1, H, W) against ``label`` (Eq. 4.2 one term): class-balanced
     for real targets (and for G, Eq. 4.5), plain mean for the fake target."""
     target = n_plus_one_target(label, for_real)
@@ -78,13 +79,13 @@ def n_plus_one_loss(logits: torch.Tensor, label: torch.Tensor, for_real: bool, c
 
 
 def generator_loss(d_fake: torch.Tensor, label: torch.Tensor, contain_dontcare: bool = True,
-                   balancing: str = "official") -> torch.Tensor:
+                   balancing: str = "eq4.3") -> torch.Tensor:
     """Thesis Eq. 4.5: the balanced real-class CE of D(G(z, t)) against t (non-saturating)."""
     return n_plus_one_loss(d_fake, label, True, contain_dontcare, balancing)
 
 
 def discriminator_loss(d_real: torch.Tensor, d_fake: torch.Tensor, label: torch.Tensor,
-                       contain_dontcare: bool = True, balancing: str = "official") -> torch.Tensor:
+                       contain_dontcare: bool = True, balancing: str = "eq4.3") -> torch.Tensor:
     """Thesis Eq. 4.2: balanced real-class CE on D(x) + fake-class CE on D(G(z, t))."""
     return (n_plus_one_loss(d_real, label, True, contain_dontcare, balancing)
             + n_plus_one_loss(d_fake, label, False, contain_dontcare, balancing))

@@ -78,9 +78,10 @@ class OASISConfig:
     d_channels: tuple[int, ...] = (128, 128, 256, 256, 512, 512)  # encoder widths (hard-coded officially)
     d_last_channels: int = 64      # width of the last decoder block before the 1x1 N+1 conv
     # --- objective (thesis Eq. 4.2-4.5) -----------------------------------------------------------
-    class_balancing: str = "official"  # "official": w_c = BHW / (n_present * count_c) (reference notes §1.4);
-    #                                    "eq4.3": thesis Eq. 4.3 literally, w_c = BHW / count_c (same relative
-    #                                    weights, total scale x n_present); "none". See losses/oasis.py.
+    class_balancing: str = "eq4.3"  # thesis Eq. 4.2/4.3: w_c = BHW / count_c (inverse pixel frequency in the
+    #                                 batch); "official": the released code's w_c = BHW / (n_present * count_c)
+    #                                 (reference notes §1.4: same relative weights, real term / n_present
+    #                                 against the fake term); "none". See losses/oasis.py.
     labelmix_draw: str = "batch"   # official: one bit per class for the whole batch (notes §1.4); "image":
     #                                one bit per class and image (thesis l.1077 does not specify)
     lambda_labelmix: float | None = None  # None = preset (thesis l.1121: 5 ADE20K/Cityscapes, 10 COCO/LVIS)

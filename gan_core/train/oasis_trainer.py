@@ -33,9 +33,9 @@ Ablations (thesis Sec. 4.3.6, Tables 4.2, 4.4, 4.8-4.11, appendix Tables 10 and 
 ``nets/semantic_gan_factory.build_generator`` / ``build_discriminator`` and the objective from
 ``losses/semantic_gan.SemanticGANLoss``, so every switch of :class:`SemanticGANConfig` (G, D architecture,
 label encoding, VGG, feature matching, LabelMix / CutMix / none, 3D-noise sampling) trains here; a plain
-:class:`OASISConfig` means the default switches = OASIS. From the same state, a default-path step is
-bit-identical to the trainer before the factory (same terms, order and per-step random draws; checked against
-commit e129970). Only D's initial values differ for a given seed: the factory's wrapper re-initialises the
+:class:`OASISConfig` means the default switches = OASIS. From the same state, a default-path step with
+``class_balancing: official`` (the default before it became thesis Eq. 4.3) is bit-identical to the trainer
+before the factory (same terms, order and per-step random draws; checked against commit e129970). Only D's initial values differ for a given seed: the factory's wrapper re-initialises the
 U-Net with the same xavier-normal(0.02) scheme (reference notes §1.5), i.e. a second draw of the same
 distribution; G's initialisation is unchanged.
 
