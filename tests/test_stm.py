@@ -15,7 +15,7 @@ from PIL import Image
 
 from downstream.stm.config import STMConfig
 from downstream.stm.inference import (expected_memory_sizes, pad_amounts, run_video)
-from downstream.stm.model import STM, architecture_of, load_stm_weights, memory_read, soft_aggregate
+from downstream.stm.model import architecture_of, load_stm_weights, memory_read, soft_aggregate
 from downstream.stm.sequence import channel_lut, segment_sequence
 from downstream.stm.train_tiny import PairTrainer, build_model, train_videos
 from gan_core.errors import ConfigError, DataError

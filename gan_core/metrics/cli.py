@@ -26,7 +26,6 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from ..utils.atomic import write_json
 from ..utils.cli import run_cli
