@@ -233,6 +233,7 @@ def test_default_discriminator_loss_is_thesis_eq_4_2_with_eq_4_3_weights():
     official = discriminator_loss(d_real, d_fake, idx, contain_dontcare=False, balancing="official")
     assert not torch.allclose(official, literal, rtol=1e-3)  # the released code's normalisation differs
 
+
 def test_n_plus_one_targets_and_loss():
     idx = torch.tensor([[[0, 1], [3, 3]]])
     assert torch.equal(n_plus_one_target(idx, True), torch.tensor([[[1, 2], [4, 4]]]))

@@ -11,7 +11,6 @@ unseeded, reference notes §1.2).
 """
 from __future__ import annotations
 
-
 import torch
 import torch.nn.functional as F
 

@@ -35,9 +35,10 @@ Ablations (thesis Sec. 4.3.6, Tables 4.2, 4.4, 4.8-4.11, appendix Tables 10 and 
 label encoding, VGG, feature matching, LabelMix / CutMix / none, 3D-noise sampling) trains here; a plain
 :class:`OASISConfig` means the default switches = OASIS. From the same state, a default-path step with
 ``class_balancing: official`` (the default before it became thesis Eq. 4.3) is bit-identical to the trainer
-before the factory (same terms, order and per-step random draws; checked against commit e129970). Only D's initial values differ for a given seed: the factory's wrapper re-initialises the
-U-Net with the same xavier-normal(0.02) scheme (reference notes §1.5), i.e. a second draw of the same
-distribution; G's initialisation is unchanged.
+before the factory (same terms, order and per-step random draws; checked against commit e129970). Only D's
+initial values differ for a given seed: the factory's wrapper re-initialises the U-Net with the same
+xavier-normal(0.02) scheme (reference notes §1.5), i.e. a second draw of the same distribution; G's
+initialisation is unchanged.
 
 Discriminator state-dict layout: the factory wraps every D in ``SemanticDiscriminator`` (keys ``nets.0.*``).
 When that wrapper adds nothing -- one OASIS U-Net with an N+1 encoding (no embeddings, the label map enters
